@@ -1,0 +1,72 @@
+"""The project's own promises: one environment description, README = index notebook, CI runs the README's
+test command, and the exported library is in sync with the notebooks."""
+import configparser
+import filecmp
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def settings() -> configparser.SectionProxy:
+    cfg = configparser.ConfigParser(delimiters=["="])
+    cfg.read(ROOT / "settings.ini", encoding="utf-8")
+    return cfg["DEFAULT"]
+
+
+def test_environment_yml_matches_settings_ini():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    wanted = settings()["requirements"].split() + settings()["dev_requirements"].split()
+    assert sorted(p for p in pip if not p.startswith("-e")) == sorted(wanted)
+    assert "-e ." in pip
+
+
+def readme_from_index() -> str:
+    "README.md as the index notebook renders it: its markdown cells, with links made relative to the repo root."
+    cells = json.loads((ROOT / "nbs" / "index.ipynb").read_text())["cells"]
+    text = "\n\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    text = re.sub(r"\]\(\.\./", "](", text)
+    return re.sub(r"\]\((?!https?:|#)([^)]+\.ipynb)\)", r"](nbs/\1)", text)
+
+
+def test_readme_is_the_index_notebook():
+    assert (ROOT / "README.md").read_text().strip() == readme_from_index().strip()
+
+
+def readme_commands() -> list[str]:
+    return re.findall(r"```bash\n(.+?)\n```", (ROOT / "README.md").read_text())
+
+
+def test_readme_has_two_setup_commands_and_ci_runs_the_test_one():
+    commands = readme_commands()
+    assert len(commands) == 2, commands
+    start, test = commands
+    assert "jupyter lab" in start and "pytest" in test and "nbdev_test" in test
+    assert test in (ROOT / ".ci" / "run").read_text()
+
+
+def test_every_notebook_module_is_exported():
+    for nb in sorted((ROOT / "nbs").glob("*.ipynb")):
+        source = "\n".join("".join(c["source"]) for c in json.loads(nb.read_text())["cells"][:3])
+        module = re.search(r"#\|\s*default_exp\s+(\S+)", source)
+        if module:
+            assert (ROOT / "cae_course" / f"{module[1].replace('.', '/')}.py").exists(), nb.name
+
+
+def test_library_is_in_sync_with_notebooks(tmp_path):
+    "Exporting the notebooks again, in a copy of the project, changes nothing in cae_course/."
+    for name in ("settings.ini", "setup.py", "pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "nbs", tmp_path / "nbs")
+    shutil.copytree(ROOT / "cae_course", tmp_path / "cae_course", ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run(["nbdev_export"], cwd=tmp_path, check=True, capture_output=True)
+    cmp = filecmp.dircmp(ROOT / "cae_course", tmp_path / "cae_course", ignore=["__pycache__"])
+    assert not (cmp.diff_files or cmp.left_only or cmp.right_only), (
+        f"run nbdev_export and commit: differing {cmp.diff_files}, only in repo {cmp.left_only}, "
+        f"only after export {cmp.right_only}")
