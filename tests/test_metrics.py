@@ -70,6 +70,18 @@ def test_single_image_gives_a_scalar():
     torch.testing.assert_close(ssim(x[1], y[1]), ssim(x, y)[1])
 
 
+@pytest.mark.parametrize("batch_size", [1, 3, 16, 100])
+def test_ssim_batch_size_changes_nothing(batch_size):
+    x, y = random_pairs((7, 3, 16, 16))
+    torch.testing.assert_close(ssim(x, y, batch_size=batch_size), ssim_map(x, y).mean((1, 2, 3)), rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.0, True])
+def test_ssim_rejects_bad_batch_size(batch_size):
+    with pytest.raises(ValueError, match="batch_size"):
+        ssim(torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16), batch_size=batch_size)
+
+
 def test_identical_images():
     x, _ = random_pairs((3, 3, 16, 16))
     assert torch.equal(psnr(x, x), torch.full((3,), math.inf, dtype=x.dtype))
@@ -102,6 +114,7 @@ def test_cuda_matches_cpu():
     (torch.rand(3, 256), torch.rand(3, 256), r"\[B, C, H, W\]"),
     (torch.rand(1, 2, 3, 16, 16), torch.rand(1, 2, 3, 16, 16), r"\[B, C, H, W\]"),
     (np.zeros((1, 3, 16, 16)), torch.rand(1, 3, 16, 16), "torch.Tensor"),
+    (torch.rand(0, 3, 16, 16), torch.rand(0, 3, 16, 16), "no pixels"),
 ])
 def test_rejects_bad_inputs(metric, x, y, message):
     with pytest.raises(ValueError, match=message):
@@ -118,3 +131,9 @@ def test_rejects_bad_data_range(metric, data_range):
 def test_ssim_rejects_images_smaller_than_the_window():
     with pytest.raises(ValueError, match="at least 11"):
         ssim(torch.rand(1, 3, 10, 40), torch.rand(1, 3, 10, 40))
+
+
+def test_accepts_numpy_scalars():
+    x, y = random_pairs((4, 3, 16, 16))
+    torch.testing.assert_close(psnr(x, y, data_range=np.float32(1.0)), psnr(x, y))
+    torch.testing.assert_close(ssim(x, y, data_range=np.float64(1.0), batch_size=np.int64(3)), ssim(x, y))

@@ -128,3 +128,10 @@ def test_pixelate_rejects_bad_block(block):
 def test_rejects_bad_images(fn, x, message):
     with pytest.raises(ValueError, match=message):
         fn(x)
+
+
+def test_accepts_numpy_scalars():
+    "Parameters from NumPy (a slider, a config array) work like Python numbers."
+    x = images((1, 3, 20, 20), torch.float32)
+    torch.testing.assert_close(gaussian_blur(x, np.int64(9), np.float32(4.0)), gaussian_blur(x, 9, 4.0))
+    torch.testing.assert_close(pixelate(x, np.int64(6)), pixelate(x, 6))
