@@ -23,9 +23,9 @@ DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.i
 
 
 def reference_relu2_2_state(path) -> dict:
-    "The `features[:9]` tensors of a torchvision `vgg16().features` state-dict file, read without `cae_course`."
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    return {k: v for k, v in state.items() if int(k.split(".")[0]) < 9}
+    "The `features[:9]` tensors of a torchvision VGG16 state-dict file (any layout), read without `cae_course`."
+    state = {k.removeprefix("features."): v for k, v in torch.load(path, map_location="cpu", weights_only=True).items()}
+    return {k: v for k, v in state.items() if k.split(".")[0].isdigit() and int(k.split(".")[0]) < 9}
 
 
 def reference_features(state: dict) -> torch.nn.Module:
@@ -73,20 +73,15 @@ def test_perceptual_loss_is_zero_for_identical_images(perceptual, faces):
     assert perceptual(faces, faces.clone()).item() == 0
 
 
-def test_perceptual_loss_is_positive_for_different_images(perceptual, faces):
-    assert perceptual(gaussian_blur(faces), faces).item() > 0.1
-
-
-@pytest.mark.parametrize("taps", ["paper: 9 taps", "2⌈3σ⌉+1 taps"])
+@pytest.mark.parametrize("taps", [lambda sigma: 9, lambda sigma: 2 * math.ceil(3 * sigma) + 1],
+                         ids=["paper's 9 taps", "2⌈3σ⌉+1 taps"])
 def test_perceptual_loss_grows_with_blur_on_every_face(perceptual, faces, taps):
-    sigmas = [1, 2, 3, 4, 5, 6]
     with torch.no_grad():
         clean = perceptual.features(faces)
-        losses = torch.stack([
-            (perceptual.features(gaussian_blur(faces, 9 if taps.startswith("paper") else 2 * math.ceil(3 * s) + 1,
-                                               float(s))) - clean).pow(2).mean(dim=(1, 2, 3))
-            for s in sigmas], dim=1)  # [faces, sigmas]
-    assert (losses.diff(dim=1) > 0).all(), losses
+        per_face = torch.stack([
+            (perceptual.features(gaussian_blur(faces, taps(sigma), float(sigma))) - clean).pow(2).mean(dim=(1, 2, 3))
+            for sigma in range(1, 7)], dim=1)  # [faces, σ = 1 … 6]
+    assert (per_face.diff(dim=1) > 0).all(), per_face
 
 
 def test_imagenet_features_are_far_more_blur_sensitive_than_random_ones(perceptual, faces, tmp_path):
