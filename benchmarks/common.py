@@ -27,6 +27,7 @@ def machine_info() -> dict:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "platform": platform.platform(),
+        "load_average_1_5_15min": [round(x, 2) for x in os.getloadavg()],  # other work on the machine while it ran
     }
 
 
