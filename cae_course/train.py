@@ -292,7 +292,6 @@ def save_samples(
     title: str = "",  # the figure's title
 ):
     "Write a ground truth / obfuscated / reconstruction grid of `images` to `path`."
-    import matplotlib
     from matplotlib.figure import Figure
     from cae_course.data import to_display
 
