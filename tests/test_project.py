@@ -47,7 +47,7 @@ def test_readme_has_two_setup_commands_and_ci_runs_the_test_one():
     commands = readme_commands()
     assert len(commands) == 2, commands
     start, test = commands
-    assert "jupyter lab" in start and "pytest" in test and "nbdev_test" in test
+    assert "cae-course demo" in start and "pytest" in test and "nbdev_test" in test
     assert test in (ROOT / ".ci" / "run").read_text()
 
 
