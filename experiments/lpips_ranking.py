@@ -1,0 +1,96 @@
+"""Chapter 10's metric comparison: rank reconstruction models by PSNR, SSIM and LPIPS on the test split.
+
+Uses the models that ship with the course (`cae_course.reproduce.pretrained`) when they are there, else trains small
+ones with `fit` at the course scale (chapter 01's `course_scale()`: quick on a CPU, full on a GPU).
+
+    python experiments/lpips_ranking.py     # quick scale, one CPU core: 2 min with the shipped models, 13 min training its own
+
+Writes results/lpips_ranking.json: per-image PSNR, SSIM and LPIPS of every model's reconstructions and of the
+obfuscated inputs, their means, the command, the machine and the date. Trained models go to runs/lpips/<name>/.
+"""
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from common import machine_info  # noqa: E402
+
+from cae_course.data import center_crop, course_scale, default_device, load_lfw, split_indices  # noqa: E402
+from cae_course.metrics import LPIPS, psnr, ssim  # noqa: E402
+from cae_course.train import TrainConfig, fit, load_checkpoint, load_model, reconstruct, write_json  # noqa: E402
+
+OWN_MODELS = ("cae-pixel-blur", "cae-perceptual-blur", "cae-mixed-blur", "cae-pixel-pixelate", "cae-mixed-pixelate")
+
+
+def shipped_models(device) -> dict:
+    "The course's shipped models as {name: (model, config, provenance)}, or {} when chapter 09's are not there."
+    try:
+        from cae_course.reproduce import pretrained, pretrained_config, pretrained_info, pretrained_names
+    except ImportError:
+        return {}
+    return {name: (pretrained(name, device), pretrained_config(name), pretrained_info(name)["provenance"])
+            for name in pretrained_names()}
+
+
+def own_models(device) -> dict:
+    "Small models trained here with `fit` at the course scale (kept in runs/lpips/, reused when unchanged)."
+    models = {}
+    for name in OWN_MODELS:
+        arch, loss, obfuscation = name.split("-")
+        cfg = TrainConfig.for_scale(arch=arch, loss=loss, obfuscation=obfuscation)
+        ckpt = ROOT / "runs" / "lpips" / name / "checkpoint.pt"
+        if not (ckpt.exists() and load_checkpoint(ckpt)["config"] == dataclasses.asdict(cfg)):
+            fit(cfg, out_dir=ckpt.parent, device=device, progress=False)
+        model, _ = load_model(ckpt, device)
+        models[name] = (model, cfg, f"trained by experiments/lpips_ranking.py at the {course_scale().name} scale")
+    return models
+
+
+def scores(lpips: LPIPS, restored: torch.Tensor, clean: torch.Tensor) -> dict:
+    "Per-image PSNR (dB), SSIM and LPIPS of `restored` against `clean`, rounded for the JSON."
+    with torch.no_grad():
+        values = {"psnr": psnr(restored, clean), "ssim": ssim(restored, clean), "lpips": lpips(restored, clean)}
+    return {k: [round(x, 5) for x in v.tolist()] for k, v in values.items()}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--train", action="store_true", help="train our own small models even if shipped ones exist")
+    args = parser.parse_args()
+    device, started = default_device(), time.perf_counter()
+    models = {} if args.train else shipped_models(device)
+    models = models or own_models(device)
+    faces = load_lfw(progress=False)
+    _, _, test_idx = split_indices(len(faces))
+    lpips = LPIPS().to(device)
+    results, inputs = {}, {}
+    for name, (model, cfg, provenance) in models.items():
+        images = center_crop(faces.images[test_idx[:course_scale().n_eval]], cfg.image_size)
+        clean, obfuscated, restored = reconstruct(model, images, cfg)
+        key = (cfg.obfuscation, cfg.image_size)
+        if key not in inputs:
+            inputs[key] = scores(lpips, obfuscated, clean)
+        results[name] = {"obfuscation": cfg.obfuscation, "loss": cfg.loss, "rho": cfg.rho, "arch": cfg.arch,
+                         "image_size": cfg.image_size, "provenance": provenance, **scores(lpips, restored, clean)}
+        print(name, {k: round(sum(v) / len(v), 4) for k, v in results[name].items() if isinstance(v, list)}, flush=True)
+    for (obfuscation, size), values in inputs.items():
+        results[f"{obfuscation} input"] = {"obfuscation": obfuscation, "loss": None, "rho": None, "arch": None,
+                                           "image_size": size, "provenance": "the obfuscated face itself", **values}
+    write_json({
+        "command": "python " + " ".join(sys.argv),
+        "machine": machine_info(),
+        "seconds": round(time.perf_counter() - started, 1),
+        "faces": f"the first {course_scale().n_eval or len(test_idx)} faces of the paper's test split (split_indices, seed 0), "
+                 "centre-cropped to each model's image size",
+        "lpips": "VGG16 with the lpips package's calibrated v0.1 linear heads (cae_course.metrics.LPIPS); lower is better",
+        "models": results,
+    }, ROOT / "results" / "lpips_ranking.json")
+
+
+if __name__ == "__main__":
+    main()
