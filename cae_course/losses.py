@@ -18,8 +18,8 @@ from .data import MEAN, STD, DownloadError
 
 # %% auto #0
 __all__ = ['VGG16_ENV', 'IMAGENET_MEAN', 'IMAGENET_STD', 'LOSSES', 'check_same_shape', 'pixel_loss', 'PixelLoss', 'vgg16_relu2_2',
-           'relu2_2_state_dict', 'read_vgg16_weights', 'download_vgg16_weights', 'vgg16_weights', 'PerceptualLoss',
-           'MixedLoss', 'make_loss']
+           'read_state_dict', 'vgg16_state_dict', 'read_vgg16_weights', 'download_vgg16_weights', 'vgg16_weights',
+           'PerceptualLoss', 'MixedLoss', 'make_loss']
 
 # %% ../nbs/06_losses.ipynb #76c0ca74
 def check_same_shape(
@@ -59,18 +59,37 @@ def vgg16_relu2_2() -> nn.Sequential:
 VGG16_ENV = "CAE_COURSE_VGG16"  # environment variable naming a local VGG16 state-dict file
 
 
-def relu2_2_state_dict(
-    state: Mapping,  # a VGG16 state dict: whole model, `features`, or `features[:9]`
+def read_state_dict(
+    path: str | os.PathLike,  # a file written by `torch.save`
+    what: str,  # what the file should hold, for error messages
+) -> Mapping:
+    "The state dict in `path`, read without running code; a clear error for a missing, unreadable or non-dict file."
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} file {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a non-torch or truncated file fails in many ways (KeyError, EOFError, RuntimeError, ...)
+        raise ValueError(f"{what}: {path} is not a readable PyTorch file (corrupt or truncated?): {e}") from e
+    if not isinstance(state, Mapping):
+        raise ValueError(f"{what}: {path} holds a {type(state).__name__}, expected a state dict (names → tensors)")
+    return state
+
+
+def vgg16_state_dict(
+    state: Mapping,  # a VGG16 state dict: whole model, `features`, or the first layers of `features`
     source: str,  # where it came from, for error messages
+    layers: nn.Module | None = None,  # the layers to fill (the first of `vgg16().features`); None: `vgg16_relu2_2()`
 ) -> dict[str, torch.Tensor]:
-    "The tensors of `features[:9]` in `state`, checked against the layers' shapes; a `ValueError` naming `source` otherwise."
+    "The tensors `layers` needs from `state`, checked against their shapes; a `ValueError` naming `source` otherwise."
     state = {k.removeprefix("features."): v for k, v in state.items()}
-    expected = {k: p.shape for k, p in vgg16_relu2_2().state_dict().items()}
+    expected = {k: p.shape for k, p in (layers if layers is not None else vgg16_relu2_2()).state_dict().items()}
     missing = [k for k in expected if k not in state]
     if missing:
-        raise ValueError(f"{source} is not a VGG16 state dict: it lacks {missing}. Expected the layout of "
-                         "torchvision's vgg16().features (keys '0.weight' … '7.bias' at least, optionally prefixed "
-                         f"'features.'); its keys start with {list(state)[:4]}")
+        raise ValueError(f"{source} is not a VGG16 state dict with these layers: it lacks {missing[:4]}"
+                         f"{' …' if len(missing) > 4 else ''}. Expected the layout of torchvision's vgg16().features "
+                         f"(keys '0.weight' … '{list(expected)[-1]}' at least, optionally prefixed 'features.'); "
+                         f"its keys start with {list(state)[:4]}")
     wrong = [f"{k} is {tuple(getattr(state[k], 'shape', ()))}, expected {tuple(s)}"
              for k, s in expected.items() if not torch.is_tensor(state[k]) or state[k].shape != s]
     if wrong:
@@ -80,23 +99,16 @@ def relu2_2_state_dict(
 
 def read_vgg16_weights(
     path: str | os.PathLike,  # a state-dict file saved with `torch.save`
+    layers: nn.Module | None = None,  # the layers to fill; None: `vgg16_relu2_2()`
 ) -> dict[str, torch.Tensor]:
-    "The `features[:9]` tensors of the VGG16 state dict in `path`, read safely and checked."
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"VGG16 weights file {path} does not exist; expected a state dict of torchvision's "
-                                "vgg16() or vgg16().features saved with torch.save")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # a non-torch or truncated file fails in many ways (KeyError, EOFError, RuntimeError, ...)
-        raise ValueError(f"{path} is not a readable PyTorch file (corrupt or truncated?): {e}") from e
-    if not isinstance(state, Mapping):
-        raise ValueError(f"{path} holds a {type(state).__name__}, expected a VGG16 state dict (names → tensors)")
-    return relu2_2_state_dict(state, str(path))
+    "The tensors of `layers` from the VGG16 state dict in `path`, read safely and checked."
+    return vgg16_state_dict(read_state_dict(path, "VGG16 weights"), str(Path(path).expanduser()), layers)
 
 
-def download_vgg16_weights() -> dict[str, torch.Tensor]:
-    "The `features[:9]` tensors of torchvision's ImageNet VGG16, downloaded once into torch's cache."
+def download_vgg16_weights(
+    layers: nn.Module | None = None,  # the layers to fill; None: `vgg16_relu2_2()`
+) -> dict[str, torch.Tensor]:
+    "The tensors of `layers` from torchvision's ImageNet VGG16, downloaded once into torch's cache."
     from torchvision.models import VGG16_Weights  # imported here: only this path needs torchvision's model zoo
 
     url = VGG16_Weights.IMAGENET1K_V1.url
@@ -105,15 +117,16 @@ def download_vgg16_weights() -> dict[str, torch.Tensor]:
     except OSError as e:  # no network, DNS failure, refused connection...
         raise DownloadError(f"could not download the VGG16 weights from {url} ({e}). Offline? Pass a local state "
                             f"dict file: PerceptualLoss(weights='vgg16.pth') or export {VGG16_ENV}=vgg16.pth") from e
-    return relu2_2_state_dict(state, url)
+    return vgg16_state_dict(state, url, layers)
 
 
 def vgg16_weights(
     weights: str | os.PathLike | None = None,  # a state-dict file; None: `$CAE_COURSE_VGG16`, else download
+    layers: nn.Module | None = None,  # the layers to fill (the first of `vgg16().features`); None: `vgg16_relu2_2()`
 ) -> dict[str, torch.Tensor]:
-    "The ImageNet weights of VGG16 up to relu2_2: from `weights`, else `$CAE_COURSE_VGG16`, else torchvision's download."
+    "ImageNet VGG16 weights for `layers` (up to relu2_2 by default): from `weights`, else `$CAE_COURSE_VGG16`, else torchvision's download."
     path = weights or os.environ.get(VGG16_ENV)
-    return read_vgg16_weights(path) if path else download_vgg16_weights()
+    return read_vgg16_weights(path, layers) if path else download_vgg16_weights(layers)
 
 # %% ../nbs/06_losses.ipynb #4dea7f46
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the channel statistics VGG16 was trained with

@@ -13,7 +13,7 @@ import torch
 from .obfuscate import gaussian_kernel1d, separable_filter
 
 # %% auto #0
-__all__ = ['SSIM_WINDOW', 'SSIM_SIGMA', 'SSIM_K1', 'SSIM_K2', 'image_pair', 'psnr', 'ssim_map', 'ssim', 'LPIPS_TAPS', 'LPIPS_CHANNELS', 'LPIPS_SHIFT', 'LPIPS_SCALE', 'read_state_dict', 'vgg16_relu5_3', 'vgg16_relu5_3_weights', 'lpips_heads_file', 'lpips_heads', 'LPIPS']
+__all__ = ['SSIM_WINDOW', 'SSIM_SIGMA', 'SSIM_K1', 'SSIM_K2', 'image_pair', 'psnr', 'ssim_map', 'ssim', 'LPIPS_TAPS', 'LPIPS_CHANNELS', 'LPIPS_SHIFT', 'LPIPS_SCALE', 'vgg16_relu5_3', 'vgg16_relu5_3_weights', 'lpips_heads_file', 'lpips_heads', 'LPIPS']
 
 # %% ../nbs/03_metrics.ipynb #64eeb87f
 def image_pair(
@@ -94,14 +94,11 @@ def ssim(
 # %% ../nbs/10_beyond.ipynb #1f381337
 import importlib.util
 import os
-from collections.abc import Mapping
 from pathlib import Path
 
-import torch.hub
 from torch import nn
 
-from .data import DownloadError
-from .losses import VGG16_ENV
+from .losses import read_state_dict, vgg16_weights
 
 LPIPS_TAPS = (3, 8, 15, 22, 29)  # indices in vgg16().features of relu1_2, relu2_2, relu3_3, relu4_3, relu5_3
 LPIPS_CHANNELS = (64, 128, 256, 512, 512)  # channels at those taps
@@ -109,23 +106,6 @@ LPIPS_SHIFT = (-0.030, -0.088, -0.188)  # the lpips package's input normalisatio
 LPIPS_SCALE = (0.458, 0.448, 0.450)  # ...(ImageNet's mean and std, rounded and mapped to [-1, 1])
 
 # %% ../nbs/10_beyond.ipynb #e68776b5
-def read_state_dict(
-    path: str | os.PathLike,  # a file written by `torch.save`
-    what: str,  # what the file should hold, for error messages
-) -> Mapping:
-    "The state dict in `path`, read without running code; a clear error for a missing, unreadable or non-dict file."
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"{what}: {path} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated or non-torch files fail in many ways
-        raise ValueError(f"{what}: {path} is not a readable PyTorch file (corrupt or truncated?): {e}") from e
-    if not isinstance(state, Mapping):
-        raise ValueError(f"{what}: {path} holds a {type(state).__name__}, expected a state dict (names → tensors)")
-    return state
-
-
 def vgg16_relu5_3() -> nn.Sequential:
     "VGG16's layers up to `relu5_3`, built like torchvision's `vgg16().features[:30]`, untrained (weights come later)."
     from torchvision.models.vgg import cfgs, make_layers  # the features alone: no 120 M-parameter classifier to build
@@ -137,29 +117,11 @@ def vgg16_relu5_3_weights(
     weights: str | os.PathLike | None = None,  # a state dict of `vgg16()` or `vgg16().features`; None: see below
 ) -> dict[str, torch.Tensor]:
     "ImageNet VGG16 up to relu5_3, checked: from `weights`, else `$CAE_COURSE_VGG16`, else torchvision's download."
-    path = weights or os.environ.get(VGG16_ENV)
-    if path:
-        state, source = read_state_dict(path, "VGG16 weights"), str(path)
-    else:
-        from torchvision.models import VGG16_Weights
-
-        source = VGG16_Weights.IMAGENET1K_V1.url
-        try:
-            state = torch.hub.load_state_dict_from_url(source, map_location="cpu", check_hash=True, weights_only=True)
-        except OSError as e:
-            raise DownloadError(f"could not download the VGG16 weights from {source} ({e}). Offline? Pass a local "
-                                f"state dict: LPIPS(weights='vgg16.pth') or export {VGG16_ENV}=vgg16.pth") from e
-    state = {k.removeprefix("features."): v for k, v in state.items()}
-    expected = {k: p.shape for k, p in vgg16_relu5_3().state_dict().items()}
-    missing = [k for k in expected if k not in state]
-    if missing:
-        raise ValueError(f"{source} does not hold VGG16 up to relu5_3: it lacks {missing[:4]}"
-                         f"{' …' if len(missing) > 4 else ''}. LPIPS needs all of torchvision's vgg16().features "
-                         "(keys '0.weight' … '28.bias'); a file cut at relu2_2 only serves the perceptual loss")
-    wrong = [k for k, s in expected.items() if not torch.is_tensor(state[k]) or state[k].shape != s]
-    if wrong:
-        raise ValueError(f"{source} does not hold VGG16's layers: {wrong[:4]} have the wrong shape")
-    return {k: state[k] for k in expected}
+    try:
+        return vgg16_weights(weights, vgg16_relu5_3())
+    except ValueError as e:
+        raise ValueError(f"LPIPS needs VGG16 up to relu5_3 (all of vgg16().features, keys '0.weight' … '28.bias'); "
+                         f"a file cut at relu2_2 only serves the perceptual loss. {e}") from e
 
 # %% ../nbs/10_beyond.ipynb #7d9e796d
 def lpips_heads_file() -> Path:
