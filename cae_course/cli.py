@@ -90,13 +90,17 @@ def load_image(
     path: str | Path,  # any image file Pillow can read
     size: int,  # side of the square the model expects
 ) -> torch.Tensor:
-    "An image file as uint8 [3, size, size]: RGB, centre square, resized (bicubic)."
-    with Image.open(path) as img:
-        img = img.convert("RGB")
-        side = min(img.size)
-        left, top = (img.width - side) // 2, (img.height - side) // 2
-        img = img.crop((left, top, left + side, top + side)).resize((size, size), Image.BICUBIC)
-        return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)
+    "An image file as uint8 [3, size, size]: RGB, centre square, resized (bicubic); a one-line `ValueError` if unreadable."
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+            side = min(img.size)
+            left, top = (img.width - side) // 2, (img.height - side) // 2
+            img = img.crop((left, top, left + side, top + side)).resize((size, size), Image.BICUBIC)
+            return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)
+    except (UnidentifiedImageError, OSError, ValueError) as e:  # not an image, missing, truncated...
+        raise ValueError(f"{path} is not a readable image ({type(e).__name__})") from None
 
 
 def deobfuscate_files(
@@ -115,8 +119,8 @@ def deobfuscate_files(
     for path in map(Path, paths):
         try:
             x = load_image(path, cfg.image_size).unsqueeze(0).to(dev).float() / 255
-        except (UnidentifiedImageError, OSError, ValueError) as e:
-            results[str(path)] = f"error: {path} is not a readable image ({type(e).__name__})"
+        except ValueError as e:
+            results[str(path)] = f"error: {e}"
             continue
         if apply_obfuscation:
             x = obfuscate(x, cfg.obfuscation, **cfg.obfuscation_params())

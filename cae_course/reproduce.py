@@ -36,8 +36,8 @@ __all__ = ['EXPERIMENTS', 'PAPER_INPUT', 'EPOCH_STUDY', 'REPRO_SCALES', 'FIGURE_
            'output_channel_axis', 'quantize_weight', 'dequantize_weight', 'quantize_state', 'dequantize_state',
            'weights_dir', 'load_scale', 'pack_model', 'pack_models', 'pretrained_names', 'pretrained_info',
            'pretrained_config', 'pretrained', 'list_pretrained', 'zoom_box', 'score_label', 'comparison_figure',
-           'astronaut_face', 'read_face', 'shipped_models', 'demo_panels', 'demo', 'run_result', 'results_table',
-           'paper_figure', 'epoch_study_figure']
+           'astronaut_face', 'shipped_models', 'demo_panels', 'demo', 'run_result', 'results_table', 'paper_figure',
+           'epoch_study_figure']
 
 # %% ../nbs/09_reproduce.ipynb #b4063135
 @dataclass(frozen=True)
@@ -537,22 +537,6 @@ def astronaut_face(
     top, left = row - size // 2, col - size // 2
     return torch.from_numpy(astronaut()[top:top + size, left:left + size].copy()).permute(2, 0, 1).contiguous()
 
-
-def read_face(
-    path: str | Path,  # an image file
-    size: int,  # side of the square the models expect
-) -> Tensor:
-    "An image file as uint8 [3, size, size] (see `load_image`); a one-line `ValueError` when it is not a readable image."
-    from PIL import UnidentifiedImageError
-
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: no such image file")
-    try:
-        return load_image(path, size)
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise ValueError(f"{path} is not a readable image ({type(e).__name__})") from None
-
 # %% ../nbs/09_reproduce.ipynb #b0f17ae6
 OBFUSCATED_TITLE = {"blur": "blurred", "pixelate": "pixelated"}
 
@@ -602,7 +586,7 @@ def demo(
     if len(sizes) > 1:
         raise ValueError(f"the chosen models expect different image sizes {sorted(sizes)}; pick models of one size")
     size = sizes.pop()
-    faces = [(Path(p).name, read_face(p, size)) for p in images] if images else [("astronaut", astronaut_face(size))]
+    faces = [(Path(p).name, load_image(p, size)) for p in images] if images else [("astronaut", astronaut_face(size))]
     rows, table = [], Table()
     for face_name, face in faces:
         panels = demo_panels(face.to(device), models)
