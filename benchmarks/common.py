@@ -31,11 +31,17 @@ def machine_info() -> dict:
     }
 
 
-def save_result(name: str, result: dict) -> Path:
-    "Write `result` with the machine facts and the command line to benchmarks/results/<name>.json."
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+def save_result(
+    name: str,  # file name without .json
+    result: dict,  # the measured numbers and what they mean
+    folder: Path = RESULTS,  # benchmarks/results/, or the project's results/ for experiments
+    show: bool = True,  # also print the JSON
+) -> Path:
+    "Write `result` with the command line and the machine facts first to <folder>/<name>.json."
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
     payload = {"command": "python " + " ".join(sys.argv), "machine": machine_info(), **result}
     path.write_text(json.dumps(payload, indent=2) + "\n")
-    print(json.dumps(payload, indent=2))
+    if show:
+        print(json.dumps(payload, indent=2))
     return path

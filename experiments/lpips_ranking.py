@@ -18,11 +18,11 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from common import machine_info  # noqa: E402
+from common import save_result  # noqa: E402
 
 from cae_course.data import center_crop, course_scale, default_device, load_lfw, split_indices  # noqa: E402
 from cae_course.metrics import LPIPS, psnr, ssim  # noqa: E402
-from cae_course.train import TrainConfig, fit, load_checkpoint, load_model, reconstruct, write_json  # noqa: E402
+from cae_course.train import TrainConfig, fit, load_checkpoint, load_model, reconstruct  # noqa: E402
 
 OWN_MODELS = ("cae-pixel-blur", "cae-perceptual-blur", "cae-mixed-blur", "cae-pixel-pixelate", "cae-mixed-pixelate")
 
@@ -81,15 +81,13 @@ def main():
     for (obfuscation, size), values in inputs.items():
         results[f"{obfuscation} input"] = {"obfuscation": obfuscation, "loss": None, "rho": None, "arch": None,
                                            "image_size": size, "provenance": "the obfuscated face itself", **values}
-    write_json({
-        "command": "python " + " ".join(sys.argv),
-        "machine": machine_info(),
+    save_result("lpips_ranking", {
         "seconds": round(time.perf_counter() - started, 1),
         "faces": f"the first {course_scale().n_eval or len(test_idx)} faces of the paper's test split (split_indices, seed 0), "
                  "centre-cropped to each model's image size",
         "lpips": "VGG16 with the lpips package's calibrated v0.1 linear heads (cae_course.metrics.LPIPS); lower is better",
         "models": results,
-    }, ROOT / "results" / "lpips_ranking.json")
+    }, folder=ROOT / "results", show=False)
 
 
 if __name__ == "__main__":

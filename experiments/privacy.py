@@ -23,12 +23,12 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from common import machine_info  # noqa: E402
+from common import save_result  # noqa: E402
 
 from cae_course.data import LFW, default_device, load_lfw, split_indices  # noqa: E402
 from cae_course.privacy import (FaceEncoder, MATCH_THRESHOLD, face_model_versions, gallery_and_probes,  # noqa: E402
                                 reidentification)
-from cae_course.train import TrainConfig, fit, load_checkpoint, load_model, reconstruct, write_json  # noqa: E402
+from cae_course.train import TrainConfig, fit, load_checkpoint, load_model, reconstruct  # noqa: E402
 
 IMAGE_SIZE = 112  # dlib's face chips need the whole face: the 64×64 quick crop cuts it at the brows and lips
 
@@ -104,9 +104,7 @@ def main():
     examples["views"] = ["gallery (clean)", "probe (clean)", "probe (obfuscated)", "probe (reconstructed)"]
     torch.save(examples, ROOT / "results" / "privacy_examples.pt")
 
-    write_json({
-        "command": "python " + " ".join(sys.argv),
-        "machine": machine_info(),
+    save_result("privacy_reid", {
         "seconds": round(time.perf_counter() - started, 1),
         "split": f"identity-disjoint: split_indices(n, seed={args.seed}, groups=names); models trained on the "
                  "train+valid identities, evaluated on the test identities",
@@ -119,7 +117,7 @@ def main():
         "models": models,
         "conditions": conditions,
         "top1_per_probe": {k: v[:, 0].int().tolist() for k, v in outcomes.items()},
-    }, ROOT / "results" / "privacy_reid.json")
+    }, folder=ROOT / "results", show=False)
 
 
 if __name__ == "__main__":
