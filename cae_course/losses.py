@@ -19,7 +19,7 @@ from .data import MEAN, STD, DownloadError
 # %% auto #0
 __all__ = ['VGG16_ENV', 'IMAGENET_MEAN', 'IMAGENET_STD', 'LOSSES', 'check_same_shape', 'pixel_loss', 'PixelLoss', 'vgg16_relu2_2',
            'read_state_dict', 'vgg16_state_dict', 'read_vgg16_weights', 'download_vgg16_weights', 'vgg16_weights',
-           'PerceptualLoss', 'MixedLoss', 'make_loss']
+           'FrozenVGG', 'PerceptualLoss', 'MixedLoss', 'make_loss']
 
 # %% ../nbs/06_losses.ipynb #76c0ca74
 def check_same_shape(
@@ -133,26 +133,36 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the channel statistics VGG16 was traine
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class PerceptualLoss(nn.Module):
-    "The perceptual loss (eq. 2): MSE between the VGG16 relu2_2 features of `pred` and `target`, images in [-1, 1]."
+class FrozenVGG(nn.Module):
+    "A module built around pretrained VGG16 layers `self.vgg` that never learn and stay in eval mode, even under `.train()`."
     def __init__(
         self,
-        weights: str | os.PathLike | None = None,  # a VGG16 state-dict file; None: `$CAE_COURSE_VGG16`, else download
+        layers: nn.Sequential,  # the first layers of `vgg16().features`
+        state: dict[str, torch.Tensor],  # their pretrained weights (see `vgg16_weights`)
     ):
         super().__init__()
-        self.vgg = vgg16_relu2_2()
-        self.vgg.load_state_dict(vgg16_weights(weights))
+        self.vgg = layers
+        self.vgg.load_state_dict(state)
         self.vgg.requires_grad_(False).eval()
-        mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in (IMAGENET_MEAN, IMAGENET_STD))
-        # [-1, 1] → [0, 1] (y·STD + MEAN) → ImageNet normalisation ((x − mean)/std), folded into x·scale + shift
-        self.register_buffer("scale", STD / std, persistent=False)
-        self.register_buffer("shift", (MEAN - mean) / std, persistent=False)
 
     def train(self, mode: bool = True):
         "Set the module's training mode; the frozen VGG16 stays in eval mode."
         super().train(mode)
         self.vgg.eval()
         return self
+
+
+class PerceptualLoss(FrozenVGG):
+    "The perceptual loss (eq. 2): MSE between the VGG16 relu2_2 features of `pred` and `target`, images in [-1, 1]."
+    def __init__(
+        self,
+        weights: str | os.PathLike | None = None,  # a VGG16 state-dict file; None: `$CAE_COURSE_VGG16`, else download
+    ):
+        super().__init__(vgg16_relu2_2(), vgg16_weights(weights))
+        mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in (IMAGENET_MEAN, IMAGENET_STD))
+        # [-1, 1] → [0, 1] (y·STD + MEAN) → ImageNet normalisation ((x − mean)/std), folded into x·scale + shift
+        self.register_buffer("scale", STD / std, persistent=False)
+        self.register_buffer("shift", (MEAN - mean) / std, persistent=False)
 
     def features(
         self,

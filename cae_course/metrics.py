@@ -98,7 +98,7 @@ from pathlib import Path
 
 from torch import nn
 
-from .losses import read_state_dict, vgg16_weights
+from .losses import FrozenVGG, read_state_dict, vgg16_weights
 
 LPIPS_TAPS = (3, 8, 15, 22, 29)  # indices in vgg16().features of relu1_2, relu2_2, relu3_3, relu4_3, relu5_3
 LPIPS_CHANNELS = (64, 128, 256, 512, 512)  # channels at those taps
@@ -145,29 +145,20 @@ def lpips_heads(
     return [w.flatten() for w in heads]
 
 # %% ../nbs/10_beyond.ipynb #9026c7f1
-class LPIPS(nn.Module):
+class LPIPS(FrozenVGG):
     "LPIPS-VGG (Zhang et al. 2018): a learned perceptual distance between images in [0, 1]; 0 for identical images."
     def __init__(
         self,
         weights: str | os.PathLike | None = None,  # VGG16 weights (see `vgg16_relu5_3_weights`)
         heads: str | os.PathLike | None = None,  # the calibrated heads (see `lpips_heads`)
     ):
-        super().__init__()
-        self.vgg = vgg16_relu5_3()
-        self.vgg.load_state_dict(vgg16_relu5_3_weights(weights))
-        self.vgg.requires_grad_(False).eval()
+        super().__init__(vgg16_relu5_3(), vgg16_relu5_3_weights(weights))  # frozen, eval mode: chapter 06's FrozenVGG
         for i, w in enumerate(lpips_heads(heads)):
             self.register_buffer(f"head{i}", w.view(1, -1, 1, 1), persistent=False)
         shift, scale = (torch.tensor(v).view(1, 3, 1, 1) for v in (LPIPS_SHIFT, LPIPS_SCALE))
         # [0, 1] → [-1, 1] (2x − 1) → the package's normalisation ((· − shift)/scale), folded into x·in_scale + in_shift
         self.register_buffer("in_scale", 2 / scale, persistent=False)
         self.register_buffer("in_shift", (-1 - shift) / scale, persistent=False)
-
-    def train(self, mode: bool = True):
-        "Set the training mode; the frozen VGG16 stays in eval mode."
-        super().train(mode)
-        self.vgg.eval()
-        return self
 
     def taps(
         self,
