@@ -47,6 +47,8 @@ class Scale:
     image_size: int  # side of the centre crop the models see (112 in the paper)
     epochs: int  # training epochs
     batch_size: int  # faces per optimisation step (8 in the paper)
+    lr: float = 5e-4  # Adam's learning rate (the paper's 5·10⁻⁴; the peak of a one-cycle schedule)
+    schedule: str = "constant"  # learning-rate schedule: "constant" (the paper) or "onecycle"
 
 
 SCALES = {

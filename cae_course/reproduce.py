@@ -227,7 +227,7 @@ def run_experiment(
     ckpt_path = work_dir / "checkpoint.pt"
     if ckpt_path.exists():  # a snapshot may have been missed if the last run died right after its checkpoint
         ckpt = load_checkpoint(ckpt_path, arch=exp.arch)
-        if ckpt["epoch"] in snaps and str(ckpt["epoch"]) not in record["epochs"]:
+        if "partial" not in ckpt and ckpt["epoch"] in snaps and str(ckpt["epoch"]) not in record["epochs"]:
             model = make_model(exp.arch, image_size=cfg.image_size).to(device)
             model.load_state_dict(ckpt["model"])
             snapshot(model, ckpt["epoch"])

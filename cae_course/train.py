@@ -9,7 +9,10 @@ import dataclasses
 import json
 import math
 import os
+import pickle
+import pickletools
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -28,9 +31,10 @@ from .models import make_model
 from .obfuscate import obfuscate
 
 # %% auto #0
-__all__ = ['TrainConfig', 'prepare_faces', 'make_batch', 'NonFiniteLossError', 'StopTraining', 'autocast', 'epoch_batches',
-           'train_epoch', 'reconstruct', 'evaluate', 'rng_state', 'set_rng_state', 'load_checkpoint', 'build_model',
-           'load_model', 'distributed_context', 'average_buffers', 'Run', 'save_samples', 'write_json', 'fit']
+__all__ = ['TrainConfig', 'prepare_faces', 'make_batch', 'NonFiniteLossError', 'StopTraining', 'cpu_has_amx', 'engine_mode',
+           'autocast', 'to_layout', 'learning_rate', 'epoch_batches', 'EpochProgress', 'train_epoch', 'reconstruct',
+           'evaluate', 'rng_state', 'set_rng_state', 'pickled_names', 'load_checkpoint', 'build_model', 'load_model',
+           'distributed_context', 'average_buffers', 'Run', 'save_samples', 'write_json', 'fit']
 
 # %% ../nbs/07_train.ipynb #0db563c7
 @dataclass
@@ -46,14 +50,15 @@ class TrainConfig:
     block: int = 8  # pixelation block side, in pixels
     epochs: int = 15  # passes over the training faces
     batch_size: int = 8  # faces per step
-    lr: float = 5e-4  # Adam's learning rate
+    lr: float = 5e-4  # Adam's learning rate (the peak of the one-cycle schedule)
+    schedule: str = "constant"  # learning-rate schedule: "constant" (the paper) or "onecycle" (warm up, then anneal)
     weight_decay: float = 1e-5  # L2 penalty (Adam's weight_decay, as in the paper)
     seed: int = 0  # initialisation, data order and the data split
     n_train: int | None = None  # use only the first n training faces; None: all 7,620
     n_valid: int | None = None  # validate on the first n validation faces; None: all 1,905
     image_size: int = 112  # side of the centre crop the model sees
-    bf16: bool = True  # bfloat16 autocast on a GPU (ignored on the CPU)
-    channels_last: bool = True  # channels-last memory format on a GPU (ignored on the CPU)
+    bf16: bool = True  # bfloat16 autocast where it is faster: on a GPU, and on a CPU with AMX (--no-bf16: float32)
+    channels_last: bool = True  # channels-last memory format (faster convolutions on GPUs and CPUs)
     compile: bool = False  # torch.compile the model
     vgg16: str | None = None  # a local VGG16 state dict for the perceptual loss (None: the usual search)
 
@@ -62,7 +67,7 @@ class TrainConfig:
         "The paper's configuration at the course's scale (`course_scale()`), with any field overridden."
         scale = scale or course_scale()
         sized = dict(epochs=scale.epochs, batch_size=scale.batch_size, n_train=scale.n_train,
-                     n_valid=scale.n_eval, image_size=scale.image_size)
+                     n_valid=scale.n_eval, image_size=scale.image_size, lr=scale.lr, schedule=scale.schedule)
         return cls(**{**sized, **overrides})
 
     def obfuscation_params(self) -> dict:
@@ -96,15 +101,59 @@ class NonFiniteLossError(RuntimeError):
 
 
 class StopTraining(Exception):
-    "Raised inside the loop when `should_stop()` turns true; `fit` then ends after the last full epoch."
+    "Raised inside the loop when `should_stop()` turns true; `fit` then saves where it stopped."
+
+
+def cpu_has_amx() -> bool:
+    "True when this CPU has Intel AMX tiles (where bfloat16 convolutions run several times faster than float32)."
+    check = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(check and check())
+
+
+def engine_mode(
+    device: torch.device,  # the training device
+    cfg: TrainConfig,  # `bf16` and `channels_last` say what is wanted
+) -> dict:
+    "What actually runs on `device`: {'device', 'precision' ('bf16' or 'fp32'), 'channels_last'}."
+    fast_bf16 = device.type == "cuda" or (device.type == "cpu" and cpu_has_amx())
+    return {"device": device.type, "precision": "bf16" if cfg.bf16 and fast_bf16 else "fp32",
+            "channels_last": cfg.channels_last and device.type in ("cuda", "cpu")}
 
 
 def autocast(
     device: torch.device,  # the training device
-    cfg: TrainConfig,  # `bf16` switches autocast on (GPU only)
+    cfg: TrainConfig,  # `bf16` switches autocast on where it is fast (see `engine_mode`)
 ):
-    "bfloat16 autocast on a GPU when `cfg.bf16`; a no-op context otherwise."
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == "cuda")
+    "bfloat16 autocast where `engine_mode` chooses it; a no-op context otherwise."
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=engine_mode(device, cfg)["precision"] == "bf16")
+
+
+def to_layout(
+    x: Tensor,  # a batch of images, or a model
+    device: torch.device,  # where it lives
+    cfg: TrainConfig,  # `channels_last`
+):
+    "`x` in the memory layout `engine_mode` chooses (channels-last or as it is)."
+    if not engine_mode(device, cfg)["channels_last"]:
+        return x
+    return x.to(memory_format=torch.channels_last) if isinstance(x, nn.Module) else x.contiguous(memory_format=torch.channels_last)
+
+
+def learning_rate(
+    cfg: TrainConfig,  # `lr`, `schedule` and `epochs`
+    step: int,  # optimisation steps done so far in the whole run
+    total: int,  # optimisation steps of the whole run
+) -> float:
+    "The learning rate of step `step`: constant, or one-cycle (linear warm-up over the first 10 %, then cosine to lr/100)."
+    if cfg.schedule == "constant":
+        return cfg.lr
+    if cfg.schedule != "onecycle":
+        raise ValueError(f"unknown learning-rate schedule {cfg.schedule!r}; use 'constant' or 'onecycle'")
+    warm = max(1, total // 10)
+    if step < warm:
+        return cfg.lr * (step + 1) / warm
+    t = (step - warm) / max(1, total - warm)
+    return cfg.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
 
 
 def epoch_batches(
@@ -119,47 +168,71 @@ def epoch_batches(
     return [b[rank::world] for b in order.split(cfg.batch_size) if len(b) >= world]
 
 
+@dataclass
+class EpochProgress:
+    "How far an epoch has got: steps done and their summed loss. A checkpoint saved mid-epoch keeps one."
+    epoch: int  # the epoch (1-based)
+    step: int = 0  # steps done
+    loss_sum: float = 0.0  # sum of their losses
+    seconds: float = 0.0  # time spent on them
+
+
 def train_epoch(
     model: nn.Module,  # the autoencoder
     opt: torch.optim.Optimizer,  # its optimiser
     loss_fn: Callable[[Tensor, Tensor], Tensor],  # (prediction, target) → scalar loss
     images: Tensor,  # the training faces, uint8 on the device
-    cfg: TrainConfig,  # batch size, obfuscation, β...
-    epoch: int,  # the epoch number (1-based): with the seed it fixes the order of the faces
+    cfg: TrainConfig,  # batch size, obfuscation, β, learning-rate schedule...
+    progress: EpochProgress,  # the epoch to train and how far it already is (updated as it goes)
     log_every: int = 20,  # steps between progress-bar updates (each one synchronises with the device)
     on_step: Callable[[int, float], None] | None = None,  # called with (step, running loss) at each update
     should_stop: Callable[[], bool] | None = None,  # polled before each step; True raises `StopTraining`
-    progress: bool = True,  # show a progress bar
+    save_every: float | None = None,  # seconds between calls of `save`
+    save: Callable[[EpochProgress], None] | None = None,  # saves a mid-epoch checkpoint
+    show_progress: bool = True,  # show a progress bar
     step_model: nn.Module | None = None,  # what to call for the forward pass: a compiled or DDP wrapper of `model`
     rank: int = 0,  # this process's rank in data-parallel training
     world: int = 1,  # the number of processes: each takes every `world`-th face of a batch
 ) -> float:
-    "Train for one epoch over `images` in a seeded random order; returns the mean training loss (of this rank)."
+    "Train the rest of one epoch over `images` in a seeded random order; returns the epoch's mean training loss (of this rank)."
     model.train()
     device = images.device
-    batches = epoch_batches(len(images), cfg, epoch, rank, world)
-    total = torch.zeros((), device=device)
-    bar = tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, disable=not progress or rank > 0)
-    for step, idx in enumerate(bar, 1):
+    batches = epoch_batches(len(images), cfg, progress.epoch, rank, world)
+    total_steps, done_before = cfg.epochs * len(batches), (progress.epoch - 1) * len(batches)
+    total = torch.full((), progress.loss_sum, device=device)
+    start, seconds_before = time.perf_counter(), progress.seconds
+    last_save = time.monotonic()
+    bar = tqdm(total=len(batches), initial=progress.step, desc=f"epoch {progress.epoch}/{cfg.epochs}", leave=False,
+               disable=not show_progress or rank > 0)
+    for step, idx in enumerate(batches[progress.step:], progress.step + 1):
         if should_stop and should_stop():
-            raise StopTraining(f"stopped at epoch {epoch}, step {step}")
+            progress.loss_sum, progress.seconds = total.item(), seconds_before + time.perf_counter() - start
+            raise StopTraining(f"stopped at epoch {progress.epoch}, step {step}")
+        for group in opt.param_groups:
+            group["lr"] = learning_rate(cfg, done_before + step - 1, total_steps)
         x, y = make_batch(images[idx.to(device)], cfg)
-        if cfg.channels_last and device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
         with autocast(device, cfg):
-            pred = (step_model or model)(x)
+            pred = (step_model or model)(to_layout(x, device, cfg))
             loss = loss_fn(pred.float(), y) + cfg.beta * model.extra_loss()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         total += loss.detach()
+        bar.update()
         if step % log_every == 0 or step == len(batches):
             running = total.item() / step
             if not math.isfinite(running):
-                raise NonFiniteLossError(f"the training loss became {running} at epoch {epoch}, step {step}")
+                raise NonFiniteLossError(f"the training loss became {running} at epoch {progress.epoch}, step {step}")
             bar.set_postfix(loss=f"{running:.4f}")
             if on_step:
                 on_step(step, running)
+        progress.step = step
+        if save and save_every is not None and time.monotonic() - last_save > save_every and step < len(batches):
+            progress.loss_sum, progress.seconds = total.item(), seconds_before + time.perf_counter() - start
+            save(progress)
+            last_save = time.monotonic()
+    bar.close()
+    progress.seconds = seconds_before + time.perf_counter() - start
     return total.item() / len(batches)
 
 
@@ -178,8 +251,8 @@ def reconstruct(
     for chunk in images.split(batch_size):
         x, y = make_batch(chunk.to(device), cfg)
         with autocast(device, cfg):
-            pred = model(x)
-        outs.append([denormalize(t.float()).clamp(0, 1) for t in (y, x, pred)])
+            pred = model(to_layout(x, device, cfg))
+        outs.append([denormalize(t.float()).clamp(0, 1).contiguous() for t in (y, x, pred)])
     model.train(was_training)
     return tuple(torch.cat(parts) for parts in zip(*outs))
 
@@ -207,6 +280,28 @@ def set_rng_state(state: dict):
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def pickled_names(
+    path: Path,  # a PyTorch file (zip) or a plain pickle
+) -> list[str]:
+    "The functions and classes a pickle would import when loaded, read from its opcodes without running any of it."
+    data = path.read_bytes()
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as z:
+            data = z.read(next((n for n in z.namelist() if n.endswith("data.pkl")), z.namelist()[0]))
+    names, strings = [], []
+    try:
+        for op, arg, _ in pickletools.genops(data):
+            if op.name in ("GLOBAL", "INST"):
+                names.append(arg.replace(" ", "."))
+            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                names.append(".".join(strings[-2:]))
+            elif isinstance(arg, str):
+                strings.append(arg)
+    except Exception:  # not a pickle, or a damaged one: what was read so far is the answer
+        pass
+    return names
+
+
 def load_checkpoint(
     path: str | Path,  # a checkpoint written by `fit`
     arch: str | None = None,  # the architecture the caller expects; a different one raises ValueError
@@ -217,8 +312,13 @@ def load_checkpoint(
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        if foreign := [n for n in pickled_names(path) if not n.startswith(("torch.", "collections.OrderedDict"))]:
+            raise ValueError(f"{path} was refused: loading it would run code ({', '.join(foreign)}); a cae_course "
+                             "checkpoint holds only tensors, numbers and strings") from None
+        raise ValueError(f"{path} is not a readable cae_course checkpoint (not a PyTorch file)") from None
     except Exception as e:
-        raise ValueError(f"{path} is not a readable cae_course checkpoint: {e}") from e
+        raise ValueError(f"{path} is not a readable cae_course checkpoint ({type(e).__name__})") from None
     if not isinstance(ckpt, dict) or not {"model", "config", "epoch"} <= set(ckpt):
         raise ValueError(f"{path} is not a cae_course checkpoint (it lacks model, config or epoch)")
     if arch is not None and ckpt["config"]["arch"] != arch:
@@ -230,11 +330,9 @@ def build_model(
     cfg: TrainConfig,  # arch and image_size
     device: torch.device | str,  # where to put it
 ) -> nn.Module:
-    "The configured model, on `device`, in channels-last format on a GPU."
-    model = make_model(cfg.arch, image_size=cfg.image_size).to(device)
-    if cfg.channels_last and torch.device(device).type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    return model
+    "The configured model, on `device`, in the memory layout `engine_mode` chooses."
+    device = torch.device(device)
+    return to_layout(make_model(cfg.arch, image_size=cfg.image_size).to(device), device, cfg)
 
 
 def load_model(
@@ -324,7 +422,8 @@ def fit(
     device: torch.device | str | None = None,  # None: `default_device()`
     on_epoch: Callable[[dict, Run], None] | None = None,  # called after each epoch with its history row
     on_step: Callable[[int, float], None] | None = None,  # called with (step, running loss) as training goes
-    should_stop: Callable[[], bool] | None = None,  # polled between steps; True stops the run
+    should_stop: Callable[[], bool] | None = None,  # polled between steps; True stops the run (saved, resumable)
+    save_every: float | None = 600.0,  # seconds between mid-epoch checkpoints (None: only at the end of epochs)
     progress: bool = True,  # show progress bars
 ) -> Run:
     "Train `cfg.arch` to undo `cfg.obfuscation` on LFW, validating, drawing and checkpointing every epoch."
@@ -340,25 +439,36 @@ def fit(
     model = build_model(cfg, device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     loss_fn = make_loss(cfg.loss, rho=cfg.rho if cfg.loss == "mixed" else None, weights=cfg.vgg16).to(device)
-    run = Run(model, cfg, out_dir=out_dir)
+    run, mode = Run(model, cfg, out_dir=out_dir), engine_mode(device, cfg)
+    partial = None
     if resume:
         ckpt = load_checkpoint(ckpt_path, arch=cfg.arch)
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         set_rng_state(ckpt["rng"])
-        run.history = ckpt["history"]
+        run.history, partial = ckpt["history"], ckpt.get("partial")
     step_model = DistributedDataParallel(model) if world > 1 else model
     step_model = torch.compile(step_model) if cfg.compile else step_model
     sample_faces = valid_faces[:8]
 
+    def save(progress: EpochProgress | None = None):
+        "Write the checkpoint: after a finished epoch, or (with `progress`) in the middle of one."
+        if ckpt_path and rank == 0:
+            save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": len(run.history),
+                         "rng": rng_state(), "config": dataclasses.asdict(cfg), "history": run.history,
+                         **({"partial": dataclasses.asdict(progress)} if progress else {})}, ckpt_path)
+
     for epoch in range(len(run.history) + 1, cfg.epochs + 1):
-        start = time.perf_counter()
+        at = EpochProgress(**partial) if partial and partial["epoch"] == epoch else EpochProgress(epoch)
+        partial = None
         try:
-            train_loss = train_epoch(model, opt, loss_fn, train_faces, cfg, epoch, on_step=on_step,
-                                     should_stop=should_stop, progress=progress, step_model=step_model,
-                                     rank=rank, world=world)
+            train_loss = train_epoch(model, opt, loss_fn, train_faces, cfg, at, on_step=on_step,
+                                     should_stop=should_stop, save_every=save_every, save=save,
+                                     show_progress=progress, step_model=step_model, rank=rank, world=world)
         except StopTraining:
             run.stopped = True
+            if at.step:
+                save(at)
             break
         except NonFiniteLossError as e:
             kept = f"the last good checkpoint, epoch {len(run.history)}, is kept in {ckpt_path}" if ckpt_path and run.history else "no checkpoint was written"
@@ -367,15 +477,16 @@ def fit(
             average_buffers(model)  # DDP keeps parameters in step; the running statistics are ours to merge
         if rank > 0:
             continue
-        row = {"epoch": epoch, "train_loss": train_loss, **{f"valid_{k}": v for k, v in evaluate(model, valid_faces, cfg).items()},
-               "seconds": time.perf_counter() - start}
+        start = time.perf_counter()
+        scores = evaluate(model, valid_faces, cfg)
+        row = {"epoch": epoch, "train_loss": train_loss, **{f"valid_{k}": v for k, v in scores.items()},
+               "seconds": at.seconds + time.perf_counter() - start, **mode}
         run.history.append(row)
         if out_dir:
             save_samples(model, sample_faces, cfg, out_dir / "samples" / f"epoch_{epoch:02d}.png",
                          f"{cfg.arch} · {cfg.loss} · {cfg.obfuscation} · epoch {epoch}: "
                          f"PSNR {row['valid_psnr']:.2f} dB, SSIM {row['valid_ssim']:.3f}")
-            save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
-                         "rng": rng_state(), "config": dataclasses.asdict(cfg), "history": run.history}, ckpt_path)
+            save()
             write_json(run.history, out_dir / "history.json")
         if on_epoch:
             on_epoch(row, run)

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 import cae_course.train as lib
-from cae_course.train import (NonFiniteLossError, TrainConfig, epoch_batches, fit, load_checkpoint, load_model,
-                              make_batch)
+from cae_course.train import (NonFiniteLossError, TrainConfig, engine_mode, epoch_batches, fit, learning_rate,
+                              load_checkpoint, load_model, make_batch)
 
 TINY = TrainConfig(n_train=24, n_valid=8, image_size=32, epochs=2, batch_size=8)
 
@@ -87,8 +87,12 @@ def test_checkpoints_load_safely(lfw, tmp_path):
             return (print, ("this must never run",))
 
     (tmp_path / "evil.pt").write_bytes(pickle.dumps({"model": Evil(), "config": {}, "epoch": 1}))
-    with pytest.raises(ValueError, match="not a readable cae_course checkpoint"):
+    with pytest.raises(ValueError, match=r"refused: loading it would run code \(builtins.print\)") as refused:
         load_checkpoint(tmp_path / "evil.pt")
+    assert "\n" not in str(refused.value) and "weights_only" not in str(refused.value)  # one line, no bad advice
+    (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint at all")
+    with pytest.raises(ValueError, match="not a readable cae_course checkpoint"):
+        load_checkpoint(tmp_path / "garbage.pt")
     torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a cae_course checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
@@ -101,6 +105,54 @@ def test_should_stop_ends_the_run_between_steps(lfw):
     run = fit(dataclasses.replace(TINY, epochs=5), lfw, device="cpu", progress=False,
               should_stop=lambda: len(calls) > 0, on_epoch=lambda row, run: calls.append(row))
     assert run.stopped and len(run.history) == 1
+
+
+def stop_after_steps(n):
+    "A `should_stop` that turns true after it has been polled `n` times (so after n steps)."
+    polls = []
+    return lambda: polls.append(1) or len(polls) > n
+
+
+def test_a_run_stopped_mid_epoch_resumes_exactly(lfw, tmp_path):
+    cfg = dataclasses.replace(TINY, arch="vcae", beta=0.01, n_train=40)  # 5 steps an epoch; the VCAE draws noise
+    straight = fit(cfg, lfw, device="cpu", progress=False)
+    stopped = fit(cfg, lfw, out_dir=tmp_path, device="cpu", progress=False, should_stop=stop_after_steps(7))
+    assert stopped.stopped and len(stopped.history) == 1
+    partial = load_checkpoint(tmp_path / "checkpoint.pt")["partial"]
+    assert partial["epoch"] == 2 and partial["step"] == 2 and partial["loss_sum"] > 0
+    resumed = fit(cfg, lfw, out_dir=tmp_path, resume=True, device="cpu", progress=False)
+    assert [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in straight.history]
+    assert same(weights(resumed.model), weights(straight.model))
+    assert "partial" not in load_checkpoint(tmp_path / "checkpoint.pt")  # the finished epoch replaced it
+
+
+def test_mid_epoch_checkpoints_are_written_as_time_passes(lfw, tmp_path):
+    saved = []
+    with patch.object(lib, "save_atomic", lambda obj, path: saved.append(obj.get("partial"))):
+        fit(dataclasses.replace(TINY, epochs=1, n_train=40), lfw, out_dir=tmp_path, device="cpu", progress=False,
+            save_every=0.0)
+    assert [p and p["step"] for p in saved] == [1, 2, 3, 4, None]  # after every step but the last, then the epoch's
+
+
+def test_one_cycle_warms_up_then_anneals():
+    cfg = TrainConfig(lr=1e-3, schedule="onecycle")
+    lrs = [learning_rate(cfg, s, 100) for s in range(100)]
+    assert lrs[0] == pytest.approx(1e-4) and max(lrs) == pytest.approx(1e-3) and lrs.index(max(lrs)) == 9
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:])) and lrs[-1] < 2e-5
+    assert learning_rate(TrainConfig(lr=1e-3), 57, 100) == 1e-3  # the paper's constant rate
+    with pytest.raises(ValueError, match="unknown learning-rate schedule"):
+        learning_rate(TrainConfig(schedule="cosine"), 0, 10)
+
+
+def test_engine_mode_is_recorded_and_bf16_only_where_it_is_fast(lfw):
+    run = fit(dataclasses.replace(TINY, epochs=1), lfw, device="cpu", progress=False)
+    mode = engine_mode(torch.device("cpu"), TINY)
+    assert {k: run.history[0][k] for k in mode} == mode
+    with patch.object(lib, "cpu_has_amx", lambda: True):
+        assert engine_mode(torch.device("cpu"), TINY)["precision"] == "bf16"
+        assert engine_mode(torch.device("cpu"), dataclasses.replace(TINY, bf16=False))["precision"] == "fp32"
+    with patch.object(lib, "cpu_has_amx", lambda: False):
+        assert engine_mode(torch.device("cpu"), TINY) == {"device": "cpu", "precision": "fp32", "channels_last": True}
 
 
 def test_batches_cover_every_face_once_and_shard_across_ranks():
