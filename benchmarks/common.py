@@ -8,19 +8,16 @@ from pathlib import Path
 
 import torch
 
+from cae_course.data import cpu_name
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def machine_info() -> dict:
     "The facts a reader needs to compare a result: CPU, cores, GPU, library versions, date."
-    cpu = platform.processor()
-    try:
-        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "cpu": cpu,
+        "cpu": cpu_name(),
         "cpu_cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,

@@ -6,7 +6,7 @@ _PRETRAINED = ("pretrained", "pretrained_names", "pretrained_info", "list_pretra
 def __getattr__(name):
     "`cae_course.pretrained(...)` and friends, imported on first use so that `import cae_course.data` stays light."
     if name in _PRETRAINED:
-        from . import reproduce
+        from . import shipped
 
-        return getattr(reproduce, name)
+        return getattr(shipped, name)
     raise AttributeError(f"module 'cae_course' has no attribute {name!r}")

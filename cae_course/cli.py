@@ -7,30 +7,31 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import inspect
 import json
 import os
-import re
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from fastcore.docments import docments
+from PIL import Image
 
-from .data import default_device, denormalize, load_lfw, normalize, split_indices, center_crop
-from .train import TrainConfig, evaluate, fit, load_model
+from .data import default_device, denormalize, load_lfw, normalize, split_faces
+from .demo import demo, load_image
 from .obfuscate import obfuscate
+from .paper import EXPERIMENTS
+from .shipped import list_pretrained
+from .reproduce import reproduce
+from .train import TrainConfig, evaluate, fit, load_model
 
 # %% auto #0
-__all__ = ['field_help', 'add_config_options', 'train_command', 'evaluate_checkpoint', 'evaluate_command', 'load_image',
-           'deobfuscate_files', 'deobfuscate_command', 'reproduce_command', 'demo_command', 'make_parser', 'main']
+__all__ = ['field_help', 'add_config_options', 'train_command', 'evaluate_command', 'output_paths', 'deobfuscate_files',
+           'deobfuscate_command', 'reproduce_command', 'demo_command', 'make_parser', 'main']
 
 # %% ../nbs/07b_cli.ipynb #d0dc744f
 def field_help(cls) -> dict[str, str]:
-    "The comment written beside each field of a dataclass, e.g. {'lr': \"Adam's learning rate\"}."
-    lines = inspect.getsource(cls).splitlines()
-    return {m[1]: m[2] for l in lines if (m := re.match(r"\s+(\w+):[^#]*#\s*(.+)$", l))}
+    "The comment written beside each field of a dataclass (its docments), e.g. {'epochs': 'passes over the training faces'}."
+    return {name: text for name, text in docments(cls).items() if name != "return" and text}
 
 
 def add_config_options(
@@ -60,25 +61,12 @@ def train_command(args) -> int:
     return 0
 
 
-def evaluate_checkpoint(
-    checkpoint: str | Path,  # a checkpoint written by `fit`
-    data: str | Path | None = None,  # LFW source (see `load_lfw`)
-    split: str = "test",  # "test" or "valid"
-    n: int | None = None,  # only the first n faces of the split
-    device: str | None = None,  # None: `default_device()`
-) -> dict:
-    "PSNR and SSIM of a trained model on a split of LFW, with the configuration it was trained with."
-    model, cfg = load_model(checkpoint, device or default_device())
-    faces = load_lfw(data)
-    idx = split_indices(len(faces), seed=cfg.seed)[{"valid": 1, "test": 2}[split]][:n]
-    images = center_crop(faces.images[idx], cfg.image_size)
-    return {"checkpoint": str(checkpoint), "split": split, "images": len(idx), **evaluate(model, images, cfg),
-            "config": dataclasses.asdict(cfg)}
-
-
 def evaluate_command(args) -> int:
-    "`cae-course evaluate`: write the metrics as JSON to `--out` (and print them)."
-    result = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.n)
+    "`cae-course evaluate`: PSNR/SSIM (`evaluate`) of a model on a split of LFW, as JSON to `--out` (and printed)."
+    model, cfg = load_model(args.model, default_device())
+    images = split_faces(load_lfw(args.data), args.split, args.n, cfg.image_size, cfg.seed)
+    result = {"model": str(args.model), "split": args.split, "images": len(images), **evaluate(model, images, cfg),
+              "config": dataclasses.asdict(cfg)}
     text = json.dumps(result, indent=2)
     if args.out:
         Path(args.out).write_text(text + "\n")
@@ -86,64 +74,62 @@ def evaluate_command(args) -> int:
     return 0
 
 # %% ../nbs/07b_cli.ipynb #fc8fb697
-def load_image(
-    path: str | Path,  # any image file Pillow can read
-    size: int,  # side of the square the model expects
-) -> torch.Tensor:
-    "An image file as uint8 [3, size, size]: RGB, centre square, resized (bicubic); a one-line `ValueError` if unreadable."
-    path = Path(path)
-    try:
-        with Image.open(path) as img:
-            img = img.convert("RGB")
-            side = min(img.size)
-            left, top = (img.width - side) // 2, (img.height - side) // 2
-            img = img.crop((left, top, left + side, top + side)).resize((size, size), Image.BICUBIC)
-            return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)
-    except (UnidentifiedImageError, OSError, ValueError) as e:  # not an image, missing, truncated...
-        raise ValueError(f"{path} is not a readable image ({type(e).__name__})") from None
+def output_paths(
+    paths: list[Path],  # the input images
+    out_dir: Path,  # where the reconstructions go
+) -> list[Path]:
+    "A distinct `<stem>.png` in `out_dir` per input (`<stem>-2.png`, … when taken), never the path of an input."
+    taken = {p.resolve() for p in paths}
+    targets = []
+    for p in paths:
+        target, k = out_dir / f"{p.stem}.png", 1
+        while target.resolve() in taken:
+            k += 1
+            target = out_dir / f"{p.stem}-{k}.png"
+        taken.add(target.resolve())
+        targets.append(target)
+    return targets
 
 
 def deobfuscate_files(
-    checkpoint: str | Path,  # a checkpoint written by `fit`
+    model_source: str | Path,  # a checkpoint written by `fit`, or a shipped model's name
     paths: list[str | Path],  # image files
-    out_dir: str | Path,  # where `<name>.png` reconstructions go
+    out_dir: str | Path,  # where the `<name>.png` reconstructions go (see `output_paths`)
     apply_obfuscation: bool = False,  # obfuscate the images first, as the model was trained
     device: str | None = None,  # None: `default_device()`
-) -> dict[str, str]:
-    "Reconstruct each image file; returns {input path: output path or the error message}."
-    model, cfg = load_model(checkpoint, device or default_device())
+) -> list[tuple[str, str]]:
+    "Reconstruct each image file; returns (input path, output path or 'error: …') for each input, in order."
+    model, cfg = load_model(model_source, device or default_device())
     dev = next(model.parameters()).device
-    out_dir = Path(out_dir)
+    out_dir, paths = Path(out_dir), [Path(p) for p in paths]
     out_dir.mkdir(parents=True, exist_ok=True)
-    results = {}
-    for path in map(Path, paths):
+    results = []
+    for path, target in zip(paths, output_paths(paths, out_dir)):
         try:
             x = load_image(path, cfg.image_size).unsqueeze(0).to(dev).float() / 255
         except ValueError as e:
-            results[str(path)] = f"error: {e}"
+            results.append((str(path), f"error: {e}"))
             continue
         if apply_obfuscation:
             x = obfuscate(x, cfg.obfuscation, **cfg.obfuscation_params())
         with torch.no_grad():
             y = denormalize(model(normalize(x))).clamp(0, 1)[0]
-        target = out_dir / f"{path.stem}.png"
         Image.fromarray((y * 255).round().byte().permute(1, 2, 0).cpu().numpy()).save(target)
-        results[str(path)] = str(target)
+        results.append((str(path), str(target)))
     return results
 
 
 def deobfuscate_command(args) -> int:
-    "`cae-course deobfuscate`: one line per file; exit status 1 if any file failed."
-    results = deobfuscate_files(args.checkpoint, args.images, args.out, args.obfuscate)
-    for src, dst in results.items():
-        print(dst if dst.startswith("error:") else f"{src} -> {dst}", file=sys.stderr if dst.startswith("error:") else sys.stdout)
-    return int(any(v.startswith("error:") for v in results.values()))
+    "`cae-course deobfuscate`: one line per file (errors on stderr); exit status 1 if any file failed."
+    results = deobfuscate_files(args.model, args.images, args.out, args.obfuscate)
+    for src, dst in results:
+        failed = dst.startswith("error:")
+        print(dst if failed else f"{src} -> {dst}", file=sys.stderr if failed else sys.stdout)
+    return int(any(dst.startswith("error:") for _, dst in results))
 
 # %% ../nbs/07b_cli.ipynb #ec21c471
 def reproduce_command(args) -> int:
     "`cae-course reproduce`: train, resume or skip every run; print where each stands."
-    from cae_course.reproduce import EXPERIMENTS, reproduce  # chapter 09 imports this module: import it lazily
-
     records = reproduce(args.out, args.scale, args.work, data=args.data, only=args.only, stop_after=args.stop_after,
                         pack_into=args.pack_into, command=" ".join(["cae-course", *args.argv]))
     for name, rec in records.items():
@@ -157,8 +143,6 @@ def reproduce_command(args) -> int:
 
 def demo_command(args) -> int:
     "`cae-course demo`: reconstruct the astronaut (or your photos) with the shipped models; print the scores, write one PNG."
-    from cae_course.reproduce import demo, list_pretrained  # chapter 09 imports this module: import it lazily
-
     if args.list:
         for row in list_pretrained():
             print("  ".join(str(v) for v in row.values()))
@@ -184,8 +168,9 @@ def make_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     train.set_defaults(run=train_command)
 
-    ev = sub.add_parser("evaluate", help="PSNR/SSIM of a checkpoint on the test split")
-    ev.add_argument("checkpoint", help="a checkpoint.pt written by train")
+    model_help = "a checkpoint.pt written by train, or the name of a shipped model (cae-course demo --list)"
+    ev = sub.add_parser("evaluate", help="PSNR/SSIM of a model on the test split")
+    ev.add_argument("model", help=model_help)
     ev.add_argument("--data", help="LFW archive or folder")
     ev.add_argument("--split", choices=["test", "valid"], default="test", help="which split (default: test)")
     ev.add_argument("-n", type=int, default=None, help="only the first N faces of the split")
@@ -193,9 +178,9 @@ def make_parser() -> argparse.ArgumentParser:
     ev.set_defaults(run=evaluate_command)
 
     de = sub.add_parser("deobfuscate", help="reconstruct image files with a trained model")
-    de.add_argument("checkpoint", help="a checkpoint.pt written by train")
+    de.add_argument("model", help=model_help)
     de.add_argument("images", nargs="+", help="image files (any size/format Pillow reads: centre square, resized)")
-    de.add_argument("--out", required=True, help="folder for the reconstructed PNGs")
+    de.add_argument("--out", required=True, help="folder for the reconstructed PNGs (<name>.png; never over an input)")
     de.add_argument("--obfuscate", action="store_true", help="apply the model's obfuscation first (for clean photos)")
     de.set_defaults(run=deobfuscate_command)
 

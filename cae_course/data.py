@@ -6,17 +6,15 @@
 from __future__ import annotations
 
 import hashlib
-import http.client
 import os
+import platform
 import re
 import tarfile
-import urllib.error
-import urllib.request
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from io import BytesIO
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
@@ -24,18 +22,39 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from .storage import DownloadError, download, file_lock, save_atomic
+
 # %% auto #0
 __all__ = ['SCALES', 'LFW_URL', 'LFW_SHA256', 'LFW_ARCHIVE_NAMES', 'LFW_FOLDER_NAMES', 'LFW_CROP', 'CACHE_FORMAT', 'PAPER_SPLIT',
-           'PAPER_TEST_FRACTION', 'VALID_FRACTION', 'MEAN', 'STD', 'default_device', 'Scale', 'course_scale',
-           'LFWNotFoundError', 'DownloadError', 'cache_dir', 'download', 'find_lfw', 'UnsafeArchiveError',
-           'identity_of', 'check_member', 'read_face_files', 'decode_center_crop', 'decode_faces', 'cache_key',
-           'file_lock', 'save_atomic', 'LFW', 'load_lfw', 'to_display', 'show_images', 'split_sizes', 'split_indices',
-           'normalize', 'denormalize', 'center_crop']
+           'PAPER_TEST_FRACTION', 'VALID_FRACTION', 'MEAN', 'STD', 'SPLITS', 'default_device', 'cpu_name',
+           'device_description', 'Scale', 'course_scale', 'check_int', 'LFWNotFoundError', 'cache_dir', 'find_lfw',
+           'UnsafeArchiveError', 'identity_of', 'check_member', 'read_face_files', 'decode_center_crop', 'decode_faces',
+           'cache_key', 'LFW', 'load_lfw', 'split_sizes', 'split_indices', 'normalize', 'denormalize', 'center_crop',
+           'split_faces']
 
 # %% ../nbs/01_data.ipynb #5fd33df1
 def default_device() -> torch.device:
     "The device the course computes on: the first CUDA GPU if there is one, else the CPU."
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def cpu_name() -> str:
+    "The CPU's model name (from /proc/cpuinfo on Linux), else what `platform` knows."
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def device_description(
+    device: torch.device | str,  # where a computation ran
+) -> str:
+    "A short description of `device`, for records: the GPU's name, or the CPU model and the threads torch uses."
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU: {cpu_name()}, {torch.get_num_threads()} thread(s)"
 
 
 @dataclass(frozen=True)
@@ -68,6 +87,20 @@ def course_scale(
         raise ValueError(f"CAE_COURSE_SCALE={name!r} is not a known scale; use one of {sorted(SCALES)}")
     return SCALES[name]
 
+# %% ../nbs/01_data.ipynb #7605e34b
+def check_int(
+    value,  # the argument to check
+    name: str,  # its name, for the message
+    low: int = 1,  # the smallest allowed value
+    high: int | None = None,  # the largest allowed value; None: no limit
+    why: str = "",  # a reason added to the message, e.g. " (what three stride-2 convolutions need)"
+) -> int:
+    "`value` as an `int` when it is an integer (not a bool) from `low` to `high`; a one-line `ValueError` otherwise."
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < low or (high is not None and value > high):
+        bounds = f"from {low} to {high}" if high is not None else f"≥ {low}"
+        raise ValueError(f"{name} must be an integer {bounds}{why}, got {value!r}")
+    return int(value)
+
 # %% ../nbs/01_data.ipynb #3b533302
 LFW_URL = "https://ndownloader.figshare.com/files/5976015"  # lfw-funneled.tgz, the mirror scikit-learn uses
 LFW_SHA256 = "b47c8422c8cded889dc5a13418c4bc2abbda121092b3533a83306f90d900100a"
@@ -79,56 +112,11 @@ class LFWNotFoundError(FileNotFoundError):
     "No LFW data could be found or downloaded."
 
 
-class DownloadError(RuntimeError):
-    "A download failed, was interrupted or did not match its checksum; nothing was kept."
-
-
 def cache_dir() -> Path:
     "The course's cache folder: `$CAE_COURSE_CACHE`, else `$XDG_CACHE_HOME/cae_course`, else `~/.cache/cae_course`."
     if os.environ.get("CAE_COURSE_CACHE"):
         return Path(os.environ["CAE_COURSE_CACHE"]).expanduser()
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser() / "cae_course"
-
-# %% ../nbs/01_data.ipynb #42749054
-def download(
-    url: str,  # where to fetch from (http, https or file)
-    dest: str | Path,  # the final path; it only appears once the download is verified
-    sha256: str,  # the expected sha256 of the whole file, hex
-    timeout: float = 60.0,  # seconds to wait for the server before giving up
-    progress: bool = True,  # show a progress bar
-) -> Path:
-    "Download `url` to `dest` through a `.part` file, verify its sha256, and only then rename it into place."
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    digest, written = hashlib.sha256(), 0
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(part, "wb") as out:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar:
-                while chunk := response.read(1 << 20):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    written += len(chunk)
-                    bar.update(len(chunk))
-        if total is not None and written != total:
-            raise DownloadError(f"download of {url} was interrupted: got {written:,} of {total:,} bytes")
-        if digest.hexdigest() != sha256.lower():
-            raise DownloadError(
-                f"checksum mismatch for {url}: expected sha256 {sha256}, got {digest.hexdigest()}; "
-                "the file was deleted (a changed mirror or a corrupted transfer)"
-            )
-        os.replace(part, dest)
-        return dest
-    except DownloadError:
-        part.unlink(missing_ok=True)
-        raise
-    except (urllib.error.URLError, http.client.HTTPException, OSError) as e:  # no network, refused, cut off...
-        part.unlink(missing_ok=True)
-        raise DownloadError(f"could not download {url}: {e}") from e
-    except BaseException:  # KeyboardInterrupt and friends: clean up, then let it through
-        part.unlink(missing_ok=True)
-        raise
 
 # %% ../nbs/01_data.ipynb #6fb82050
 def find_lfw(
@@ -275,38 +263,6 @@ def cache_key(
         h.update(f"|{f.relative_to(path) if path.is_dir() else ''}|{st.st_size}|{st.st_mtime_ns}".encode())
     return h.hexdigest()[:16]
 
-
-@contextmanager
-def file_lock(
-    path: Path,  # the lock file to hold while the block runs
-):
-    "Hold an exclusive lock on `path` (POSIX; on other systems this is a no-op)."
-    try:
-        import fcntl
-    except ImportError:  # Windows: no concurrent builds to guard against in practice
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def save_atomic(
-    obj,  # anything `torch.save` can write
-    path: Path,  # the final file; it appears complete or not at all
-):
-    "`torch.save` to a temporary file beside `path`, then rename it into place."
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
 # %% ../nbs/01_data.ipynb #bcc6259f
 @dataclass
 class LFW:
@@ -339,42 +295,6 @@ def load_lfw(
                 save_atomic({"images": images, "names": names}, cached)
     data = torch.load(cached, weights_only=True)
     return LFW(data["images"], data["names"], str(path))
-
-# %% ../nbs/01_data.ipynb #f1b0b179
-def to_display(
-    x: torch.Tensor,  # images [B, 3, H, W] or [3, H, W]: uint8, or floats in [0, 1] or (with `normalized`) [-1, 1]
-    normalized: bool = False,  # True when `x` is in the models' [-1, 1] range
-) -> np.ndarray:
-    "Images as a float array [B, H, W, 3] in [0, 1], ready for `imshow`."
-    x = x.detach().cpu()
-    x = x.float() / 255 if x.dtype == torch.uint8 else (denormalize(x) if normalized else x).float()
-    x = x.unsqueeze(0) if x.dim() == 3 else x
-    return x.clamp(0, 1).permute(0, 2, 3, 1).numpy()
-
-
-def show_images(
-    x: torch.Tensor,  # images [B, 3, H, W] (see `to_display` for the ranges)
-    titles: list[str] | None = None,  # one title per image
-    ncols: int = 8,  # images per row
-    size: float = 1.6,  # inches per image
-    normalized: bool = False,  # True when `x` is in the models' [-1, 1] range
-):
-    "Show a batch of images in a grid; returns the matplotlib figure."
-    import matplotlib.pyplot as plt
-
-    imgs = to_display(x, normalized)
-    ncols = min(ncols, len(imgs))
-    nrows = -(-len(imgs) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.3 * nrows * (titles is not None)),
-                             squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i < len(imgs):
-            ax.imshow(imgs[i])
-            if titles is not None:
-                ax.set_title(titles[i], fontsize=8)
-    fig.tight_layout()
-    return fig
 
 # %% ../nbs/01_data.ipynb #f3f2bb52
 PAPER_SPLIT = (7620, 1905, 3708)  # train, valid, test sizes reported by the paper for 13,233 images
@@ -452,3 +372,20 @@ def center_crop(
         raise ValueError(f"cannot take a {size}×{size} centre crop of {h}×{w} images")
     top, left = (h - size) // 2, (w - size) // 2
     return x[..., top:top + size, left:left + size]
+
+
+SPLITS = ("train", "valid", "test")  # the order of `split_indices`
+
+
+def split_faces(
+    faces: LFW,  # the face set from `load_lfw`
+    split: str,  # "train", "valid" or "test"
+    n: int | None = None,  # only the first n faces of the split; None: all of it
+    image_size: int = LFW_CROP,  # side of the centre crop to keep
+    seed: int = 0,  # the split's seed (see `split_indices`)
+) -> torch.Tensor:
+    "The faces of one split of the paper's split, centre-cropped: uint8 [N, 3, image_size, image_size], contiguous."
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    idx = split_indices(len(faces), seed=seed)[SPLITS.index(split)][:n]
+    return center_crop(faces.images[idx], image_size).contiguous()

@@ -6,14 +6,15 @@
 from __future__ import annotations
 
 import math
-from numbers import Integral, Real
+from numbers import Real
 
 import torch
 
+from .data import check_int
 from .obfuscate import gaussian_kernel1d, separable_filter
 
 # %% auto #0
-__all__ = ['SSIM_WINDOW', 'SSIM_SIGMA', 'SSIM_K1', 'SSIM_K2', 'image_pair', 'psnr', 'ssim_map', 'ssim', 'LPIPS_TAPS', 'LPIPS_CHANNELS', 'LPIPS_SHIFT', 'LPIPS_SCALE', 'vgg16_relu5_3', 'vgg16_relu5_3_weights', 'lpips_heads_file', 'lpips_heads', 'LPIPS']
+__all__ = ['SSIM_WINDOW', 'SSIM_SIGMA', 'SSIM_K1', 'SSIM_K2', 'image_pair', 'psnr', 'ssim_map', 'ssim']
 
 # %% ../nbs/03_metrics.ipynb #64eeb87f
 def image_pair(
@@ -84,113 +85,8 @@ def ssim(
     batch_size: int = 16,  # images filtered at a time: bounds the memory of the intermediate maps
 ) -> torch.Tensor:
     "Structural similarity of each image, averaged over its valid region and channels: `[B]` (a scalar for one image)."
-    if isinstance(batch_size, bool) or not isinstance(batch_size, Integral) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer ≥ 1, got {batch_size!r}")
+    check_int(batch_size, "batch_size")
     xb, yb = image_pair(x, y, data_range)
     value = torch.cat([ssim_map(a, b, data_range).mean(dim=(1, 2, 3))
                        for a, b in zip(xb.split(int(batch_size)), yb.split(int(batch_size)))])
     return value[0] if x.dim() == 3 else value
-
-# %% ../nbs/10_beyond.ipynb #1f381337
-import importlib.util
-import os
-from pathlib import Path
-
-from torch import nn
-
-from .losses import FrozenVGG, read_state_dict, vgg16_weights
-
-LPIPS_TAPS = (3, 8, 15, 22, 29)  # indices in vgg16().features of relu1_2, relu2_2, relu3_3, relu4_3, relu5_3
-LPIPS_CHANNELS = (64, 128, 256, 512, 512)  # channels at those taps
-LPIPS_SHIFT = (-0.030, -0.088, -0.188)  # the lpips package's input normalisation, for images in [-1, 1]...
-LPIPS_SCALE = (0.458, 0.448, 0.450)  # ...(ImageNet's mean and std, rounded and mapped to [-1, 1])
-
-# %% ../nbs/10_beyond.ipynb #e68776b5
-def vgg16_relu5_3() -> nn.Sequential:
-    "VGG16's layers up to `relu5_3`, built like torchvision's `vgg16().features[:30]`, untrained (weights come later)."
-    from torchvision.models.vgg import cfgs, make_layers  # the features alone: no 120 M-parameter classifier to build
-
-    return make_layers(cfgs["D"])[:30]
-
-
-def vgg16_relu5_3_weights(
-    weights: str | os.PathLike | None = None,  # a state dict of `vgg16()` or `vgg16().features`; None: see below
-) -> dict[str, torch.Tensor]:
-    "ImageNet VGG16 up to relu5_3, checked: from `weights`, else `$CAE_COURSE_VGG16`, else torchvision's download."
-    try:
-        return vgg16_weights(weights, vgg16_relu5_3())
-    except ValueError as e:
-        raise ValueError(f"LPIPS needs VGG16 up to relu5_3 (all of vgg16().features, keys '0.weight' … '28.bias'); "
-                         f"a file cut at relu2_2 only serves the perceptual loss. {e}") from e
-
-# %% ../nbs/10_beyond.ipynb #7d9e796d
-def lpips_heads_file() -> Path:
-    "The lpips package's calibrated linear heads for VGG (v0.1), inside the installed package."
-    spec = importlib.util.find_spec("lpips")
-    if spec is None or spec.origin is None:
-        raise ModuleNotFoundError("LPIPS's calibrated weights come from the lpips package: pip install lpips==0.1.4")
-    return Path(spec.origin).parent / "weights" / "v0.1" / "vgg.pth"
-
-
-def lpips_heads(
-    path: str | os.PathLike | None = None,  # the heads file; None: the installed lpips package's
-) -> list[torch.Tensor]:
-    "The five non-negative channel weights w_l of LPIPS-VGG, one vector [C_l] per tap."
-    path = path or lpips_heads_file()
-    state = read_state_dict(path, "LPIPS heads")
-    heads = [state.get(f"lin{i}.model.1.weight") for i in range(len(LPIPS_CHANNELS))]
-    for i, (w, c) in enumerate(zip(heads, LPIPS_CHANNELS)):
-        if not torch.is_tensor(w) or w.shape != (1, c, 1, 1):
-            raise ValueError(f"{path} is not LPIPS's VGG heads: lin{i}.model.1.weight should be a [1, {c}, 1, 1] tensor")
-    return [w.flatten() for w in heads]
-
-# %% ../nbs/10_beyond.ipynb #9026c7f1
-class LPIPS(FrozenVGG):
-    "LPIPS-VGG (Zhang et al. 2018): a learned perceptual distance between images in [0, 1]; 0 for identical images."
-    def __init__(
-        self,
-        weights: str | os.PathLike | None = None,  # VGG16 weights (see `vgg16_relu5_3_weights`)
-        heads: str | os.PathLike | None = None,  # the calibrated heads (see `lpips_heads`)
-    ):
-        super().__init__(vgg16_relu5_3(), vgg16_relu5_3_weights(weights))  # frozen, eval mode: chapter 06's FrozenVGG
-        for i, w in enumerate(lpips_heads(heads)):
-            self.register_buffer(f"head{i}", w.view(1, -1, 1, 1), persistent=False)
-        shift, scale = (torch.tensor(v).view(1, 3, 1, 1) for v in (LPIPS_SHIFT, LPIPS_SCALE))
-        # [0, 1] → [-1, 1] (2x − 1) → the package's normalisation ((· − shift)/scale), folded into x·in_scale + in_shift
-        self.register_buffer("in_scale", 2 / scale, persistent=False)
-        self.register_buffer("in_shift", (-1 - shift) / scale, persistent=False)
-
-    def taps(
-        self,
-        x: torch.Tensor,  # images [B, 3, H, W] in [0, 1]
-    ) -> list[torch.Tensor]:
-        "The five tapped feature maps of `x`, each scaled to unit length across channels at every pixel."
-        x, out = torch.addcmul(self.in_shift, x, self.in_scale), []
-        for i, layer in enumerate(self.vgg):
-            x = layer(x)
-            if i in LPIPS_TAPS:
-                out.append(x / (x.square().sum(1, keepdim=True).sqrt() + 1e-10))
-        return out
-
-    def forward(
-        self,
-        x: torch.Tensor,  # images [B, 3, H, W] (or one [3, H, W]) in [0, 1], H and W ≥ 16
-        y: torch.Tensor,  # the reference images, same shape and device
-        batch_size: int = 32,  # image pairs through VGG16 at a time
-    ) -> torch.Tensor:
-        "LPIPS distance of each image to its reference: `[B]` (a scalar for one image)."
-        xb, yb = image_pair(x, y, 1.0)
-        if xb.shape[1] != 3 or min(xb.shape[-2:]) < 16:
-            raise ValueError(f"LPIPS needs RGB images of at least 16×16 pixels, got shape {tuple(x.shape)}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, Integral) or batch_size < 1:
-            raise ValueError(f"batch_size must be an integer ≥ 1, got {batch_size!r}")
-        xb, yb = xb.to(self.in_scale.dtype), yb.to(self.in_scale.dtype)
-        values = []
-        for xs, ys in zip(xb.split(int(batch_size)), yb.split(int(batch_size))):
-            total = 0
-            for i, f in enumerate(self.taps(torch.cat([xs, ys]))):
-                fx, fy = f.chunk(2)
-                total = total + ((fx - fy).square() * getattr(self, f"head{i}")).sum(1).mean(dim=(1, 2))
-            values.append(total)
-        value = torch.cat(values)
-        return value[0] if x.dim() == 3 else value

@@ -9,8 +9,11 @@ import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from .data import check_int
+from .display import Table
+
 # %% auto #0
-__all__ = ['conv_bn_relu', 'conv_out_size', 'encoder_sizes', 'output_paddings', 'min_image_size', 'CAE', 'count_parameters', 'count_flops', 'describe_layer', 'Table', 'layer_table', 'conv_geometry', 'receptive_field', 'input_footprint', 'MODELS', 'reparameterize', 'kl_to_standard_normal', 'VCAE', 'ResBlock', 'ResCAE', 'SkipCAE', 'make_model']
+__all__ = ['conv_bn_relu', 'conv_out_size', 'encoder_sizes', 'output_paddings', 'min_image_size', 'CAE', 'count_parameters', 'count_flops', 'describe_layer', 'layer_table', 'conv_geometry', 'receptive_field', 'input_footprint', 'MODELS', 'reparameterize', 'kl_to_standard_normal', 'VCAE', 'ResBlock', 'ResCAE', 'SkipCAE', 'make_model', 'trained_model']
 
 # %% ../nbs/04_cae.ipynb #125dca7d
 def conv_bn_relu(
@@ -89,12 +92,8 @@ class CAE(nn.Module):
     ):
         super().__init__()
         n_down, smallest = len(widths) - 1, min_image_size(len(widths) - 1, self.kernel, self.stride)
-        if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < smallest:
-            raise ValueError(
-                f"image_size must be an integer side of at least {smallest} pixels (what {n_down} stride-{self.stride} "
-                f"{self.kernel}×{self.kernel} convolutions need), got {image_size!r}; "
-                f"every side from {smallest} up works, e.g. 64 or the paper's 112"
-            )
+        check_int(image_size, "image_size", smallest, why=f" (what {n_down} stride-{self.stride} {self.kernel}×"
+                  f"{self.kernel} convolutions need; every side from {smallest} up works, e.g. 64 or the paper's 112)")
         if len(decoder_widths) != n_down:
             raise ValueError(f"decoder_widths needs one width per strided convolution ({n_down}), got {decoder_widths}")
         self.image_size, self.channels = image_size, channels
@@ -193,16 +192,6 @@ def describe_layer(
     k, s = convs[0].kernel_size[0], convs[0].stride[0]
     name = f"{kind} {k}×{k}/{s} {convs[0].in_channels}→{convs[0].out_channels}"
     return name if isinstance(layer, nn.Sequential) else f"{type(layer).__name__}: {len(convs)}× {name}"
-
-
-class Table(list):
-    "A list of row dicts that Jupyter shows as a Markdown table."
-
-    def _repr_markdown_(self):
-        cols = list(self[0])
-        lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-        lines += ["| " + " | ".join(f"{r[c]:,}" if isinstance(r[c], int) else str(r[c]) for c in cols) + " |" for r in self]
-        return "\n".join(lines)
 
 
 def layer_table(
@@ -371,3 +360,14 @@ def make_model(
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
     return MODELS[name](**kwargs)
+
+
+def trained_model(
+    config: dict,  # a run's configuration (a `TrainConfig` as a dict): its `arch` and `image_size` are used
+    state: dict[str, Tensor],  # the run's trained weights, a state dict
+    device: torch.device | str = "cpu",  # where to put the model
+) -> CAE:
+    "The model a run trained: built from its configuration, its weights loaded, on `device`, in eval mode."
+    model = make_model(config["arch"], image_size=config["image_size"])
+    model.load_state_dict(state)
+    return model.to(device).eval()

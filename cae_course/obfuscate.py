@@ -6,10 +6,12 @@
 from __future__ import annotations
 
 import math
-from numbers import Integral, Real
+from numbers import Real
 
 import torch
 import torch.nn.functional as F
+
+from .data import check_int
 
 # %% auto #0
 __all__ = ['OBFUSCATIONS', 'check_images', 'gaussian_kernel1d', 'separable_filter', 'gaussian_blur', 'pixelate', 'obfuscate']
@@ -36,8 +38,8 @@ def gaussian_kernel1d(
     device: torch.device | str | None = None,  # device of the weights
 ) -> torch.Tensor:
     "The 1-D Gaussian weights at offsets −r … r (r = kernel_size // 2), normalised to sum to 1."
-    if isinstance(kernel_size, bool) or not isinstance(kernel_size, Integral) or kernel_size < 1 or kernel_size % 2 == 0:
-        raise ValueError(f"kernel_size must be an odd integer ≥ 1, got {kernel_size!r}")
+    if check_int(kernel_size, "kernel_size", why=" and odd") % 2 == 0:
+        raise ValueError(f"kernel_size must be an integer ≥ 1 and odd, got {kernel_size!r}")
     if isinstance(sigma, bool) or not (isinstance(sigma, Real) and 0 < sigma < math.inf):
         raise ValueError(f"sigma must be a positive finite number, got {sigma!r}")
     radius = kernel_size // 2
@@ -80,8 +82,7 @@ def pixelate(
 ) -> torch.Tensor:
     "Paint each `block`×`block` square (grid from the top-left; partial squares at the right and bottom edges) with its mean colour."
     check_images(x)
-    if isinstance(block, bool) or not isinstance(block, Integral) or block < 1:
-        raise ValueError(f"block must be an integer ≥ 1, got {block!r}")
+    check_int(block, "block")
     height, width = x.shape[-2:]
     window = (min(int(block), height), min(int(block), width))  # a block larger than the image covers all of it
     means = F.avg_pool2d(x, window, stride=window, ceil_mode=True)

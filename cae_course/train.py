@@ -6,13 +6,9 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
-import pickle
-import pickletools
 import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -23,18 +19,21 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from .data import (LFW, Scale, center_crop, course_scale, default_device, denormalize, load_lfw,
-                             normalize, save_atomic, split_indices)
+from .checkpoint import load_checkpoint, rng_state, set_rng_state
+from .data import LFW, Scale, course_scale, default_device, denormalize, load_lfw, normalize, split_faces
+from .display import image_grid
 from .losses import make_loss
 from .metrics import psnr, ssim
-from .models import make_model
+from .models import make_model, trained_model
 from .obfuscate import obfuscate
+from .shipped import pretrained, pretrained_info, pretrained_names
+from .storage import save_atomic, write_json
 
 # %% auto #0
 __all__ = ['TrainConfig', 'prepare_faces', 'make_batch', 'NonFiniteLossError', 'StopTraining', 'cpu_has_amx', 'engine_mode',
            'autocast', 'to_layout', 'learning_rate', 'epoch_batches', 'EpochProgress', 'train_epoch', 'reconstruct',
-           'evaluate', 'rng_state', 'set_rng_state', 'pickled_names', 'load_checkpoint', 'build_model', 'load_model',
-           'distributed_context', 'average_buffers', 'Run', 'save_samples', 'write_json', 'fit']
+           'evaluate', 'build_model', 'load_model', 'distributed_context', 'average_buffers', 'Run', 'save_samples',
+           'fit']
 
 # %% ../nbs/07_train.ipynb #0db563c7
 @dataclass
@@ -82,9 +81,8 @@ def prepare_faces(
     device: torch.device | str,  # where training runs
 ) -> tuple[Tensor, Tensor]:
     "The training and validation faces as uint8 tensors [N, 3, S, S] on `device` (the paper's split, by image)."
-    train_idx, valid_idx, _ = split_indices(len(faces), seed=cfg.seed)
-    pick = lambda idx, n: center_crop(faces.images[idx[:n]], cfg.image_size).contiguous().to(device)
-    return pick(train_idx, cfg.n_train), pick(valid_idx, cfg.n_valid)
+    pick = lambda split, n: split_faces(faces, split, n, cfg.image_size, cfg.seed).to(device)
+    return pick("train", cfg.n_train), pick("valid", cfg.n_valid)
 
 
 def make_batch(
@@ -262,70 +260,16 @@ def evaluate(
     images: Tensor,  # uint8 faces [N, 3, S, S]
     cfg: TrainConfig,  # the obfuscation to undo
 ) -> dict[str, float]:
-    "Mean PSNR and SSIM of the reconstructions, and of the obfuscated input for reference."
+    "Mean PSNR and SSIM of the reconstructions and (`input_*`) of the obfuscated inputs; `*ssim_pm1`: SSIM on [−1, 1]."
     clean, obf, rec = reconstruct(model, images, cfg)
-    return {"psnr": psnr(rec, clean).mean().item(), "ssim": ssim(rec, clean).mean().item(),
-            "input_psnr": psnr(obf, clean).mean().item(), "input_ssim": ssim(obf, clean).mean().item()}
+    scores = {}
+    for prefix, x in (("", rec), ("input_", obf)):
+        scores[prefix + "psnr"] = psnr(x, clean).mean().item()
+        scores[prefix + "ssim"] = ssim(x, clean).mean().item()
+        scores[prefix + "ssim_pm1"] = ssim(normalize(x), normalize(clean), data_range=2.0).mean().item()
+    return scores
 
 # %% ../nbs/07_train.ipynb #035ad2a7
-def rng_state() -> dict:
-    "The random generators' states (CPU, and CUDA when present)."
-    return {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
-
-
-def set_rng_state(state: dict):
-    "Restore the states saved by `rng_state`."
-    torch.set_rng_state(state["cpu"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def pickled_names(
-    path: Path,  # a PyTorch file (zip) or a plain pickle
-) -> list[str]:
-    "The functions and classes a pickle would import when loaded, read from its opcodes without running any of it."
-    data = path.read_bytes()
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as z:
-            data = z.read(next((n for n in z.namelist() if n.endswith("data.pkl")), z.namelist()[0]))
-    names, strings = [], []
-    try:
-        for op, arg, _ in pickletools.genops(data):
-            if op.name in ("GLOBAL", "INST"):
-                names.append(arg.replace(" ", "."))
-            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
-                names.append(".".join(strings[-2:]))
-            elif isinstance(arg, str):
-                strings.append(arg)
-    except Exception:  # not a pickle, or a damaged one: what was read so far is the answer
-        pass
-    return names
-
-
-def load_checkpoint(
-    path: str | Path,  # a checkpoint written by `fit`
-    arch: str | None = None,  # the architecture the caller expects; a different one raises ValueError
-) -> dict:
-    "A checkpoint's contents, loaded safely (`weights_only=True`) and checked against the expected architecture."
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        if foreign := [n for n in pickled_names(path) if not n.startswith(("torch.", "collections.OrderedDict"))]:
-            raise ValueError(f"{path} was refused: loading it would run code ({', '.join(foreign)}); a cae_course "
-                             "checkpoint holds only tensors, numbers and strings") from None
-        raise ValueError(f"{path} is not a readable cae_course checkpoint (not a PyTorch file)") from None
-    except Exception as e:
-        raise ValueError(f"{path} is not a readable cae_course checkpoint ({type(e).__name__})") from None
-    if not isinstance(ckpt, dict) or not {"model", "config", "epoch"} <= set(ckpt):
-        raise ValueError(f"{path} is not a cae_course checkpoint (it lacks model, config or epoch)")
-    if arch is not None and ckpt["config"]["arch"] != arch:
-        raise ValueError(f"{path} holds a {ckpt['config']['arch']!r} model, but this run trains {arch!r}")
-    return ckpt
-
-
 def build_model(
     cfg: TrainConfig,  # arch and image_size
     device: torch.device | str,  # where to put it
@@ -336,15 +280,20 @@ def build_model(
 
 
 def load_model(
-    path: str | Path,  # a checkpoint written by `fit`
+    source: str | Path,  # a checkpoint written by `fit`, or the name of a shipped model (see `pretrained_names`)
     device: torch.device | str = "cpu",  # where to put the model
 ) -> tuple[nn.Module, TrainConfig]:
-    "The trained model of a checkpoint, in eval mode, and the configuration it was trained with."
-    ckpt = load_checkpoint(path)
+    "A trained model, in eval mode, and the configuration it was trained with: from a checkpoint or a shipped model."
+    device = torch.device(device)
+    if not Path(source).exists():
+        if str(source) not in pretrained_names():
+            raise FileNotFoundError(f"no checkpoint at {source}, and no shipped model of that name "
+                                    f"(shipped: {', '.join(pretrained_names()) or 'none'})")
+        cfg = TrainConfig(**pretrained_info(str(source))["config"])
+        return to_layout(pretrained(str(source), device), device, cfg), cfg
+    ckpt = load_checkpoint(source)
     cfg = TrainConfig(**ckpt["config"])
-    model = build_model(cfg, device)
-    model.load_state_dict(ckpt["model"])
-    return model.eval(), cfg
+    return to_layout(trained_model(ckpt["config"], ckpt["model"], device), device, cfg), cfg
 
 # %% ../nbs/07_train.ipynb #c7d6a4a2
 def distributed_context(
@@ -390,28 +339,10 @@ def save_samples(
     title: str = "",  # the figure's title
 ):
     "Write a ground truth / obfuscated / reconstruction grid of `images` to `path`."
-    from matplotlib.figure import Figure
-    from cae_course.data import to_display
-
-    rows = [to_display(t) for t in reconstruct(model, images, cfg)]
-    fig = Figure(figsize=(1.2 * len(images), 3.8))
-    axes = fig.subplots(3, len(images), squeeze=False)
-    for r, (label, imgs) in enumerate(zip(("ground truth", "obfuscated", "reconstruction"), rows)):
-        for c, ax in enumerate(axes[r]):
-            ax.imshow(imgs[c])
-            ax.set_xticks([]), ax.set_yticks([])
-        axes[r][0].set_ylabel(label, fontsize=8)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    fig = image_grid([list(t) for t in reconstruct(model, images, cfg)], inch=1.2, title=title,
+                     row_labels=["ground truth", "obfuscated", "reconstruction"])
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)
-
-
-def write_json(obj, path: Path):
-    "Write `obj` as JSON, atomically."
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
 
 
 def fit(
@@ -431,6 +362,8 @@ def fit(
     faces = faces if faces is not None else load_lfw(progress=progress)
     out_dir = Path(out_dir) if out_dir is not None else None
     ckpt_path = out_dir / "checkpoint.pt" if out_dir else None
+    if out_dir:
+        out_dir.mkdir(parents=True, exist_ok=True)  # a mid-epoch checkpoint may come before the first samples
     if resume and not (ckpt_path and ckpt_path.exists()):
         raise FileNotFoundError(f"cannot resume: no checkpoint in {out_dir}")
 

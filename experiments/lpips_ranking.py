@@ -21,20 +21,17 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import save_result  # noqa: E402
 
 from cae_course.data import center_crop, course_scale, default_device, load_lfw, split_indices  # noqa: E402
-from cae_course.metrics import LPIPS, psnr, ssim  # noqa: E402
+from cae_course.lpips_metric import LPIPS  # noqa: E402
+from cae_course.metrics import psnr, ssim  # noqa: E402
+from cae_course.shipped import pretrained_info, pretrained_names  # noqa: E402
 from cae_course.train import TrainConfig, fit, load_checkpoint, load_model, reconstruct  # noqa: E402
 
 OWN_MODELS = ("cae-pixel-blur", "cae-perceptual-blur", "cae-mixed-blur", "cae-pixel-pixelate", "cae-mixed-pixelate")
 
 
 def shipped_models(device) -> dict:
-    "The course's shipped models as {name: (model, config, provenance)}, or {} when chapter 09's are not there."
-    try:
-        from cae_course.reproduce import pretrained, pretrained_config, pretrained_info, pretrained_names
-    except ImportError:
-        return {}
-    return {name: (pretrained(name, device), pretrained_config(name), pretrained_info(name)["provenance"])
-            for name in pretrained_names()}
+    "The course's shipped models as {name: (model, config, provenance)}; shipped models load by name like checkpoints."
+    return {name: (*load_model(name, device), pretrained_info(name)["provenance"]) for name in pretrained_names()}
 
 
 def own_models(device) -> dict:

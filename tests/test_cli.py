@@ -1,12 +1,16 @@
 """The `cae-course` command: train, evaluate and deobfuscate through `main`, and the installed console script."""
 import json
+import os
 import subprocess
 
 import pytest
+import torch
 from PIL import Image
 
 from cae_course.cli import main, make_parser
-from cae_course.train import Run
+from cae_course.data import split_faces
+from cae_course.shipped import pretrained_info
+from cae_course.train import Run, evaluate, load_model
 
 TINY = ["--n-train", "16", "--n-valid", "8", "--image-size", "32", "--epochs", "1"]
 
@@ -18,11 +22,23 @@ def checkpoint(tmp_path_factory, lfw):
     return out / "checkpoint.pt"
 
 
-def test_help_for_every_command():
-    for command in (["--help"], ["train", "--help"], ["evaluate", "--help"], ["deobfuscate", "--help"]):
+def test_help_for_every_command(capsys):
+    for command in ("train", "evaluate", "deobfuscate", "reproduce", "demo"):
         with pytest.raises(SystemExit) as done:
-            make_parser().parse_args(command)
+            make_parser().parse_args([command, "--help"])
         assert done.value.code == 0
+        assert capsys.readouterr().out.startswith(f"usage: cae-course {command}")
+    with pytest.raises(SystemExit):
+        make_parser().parse_args(["--help"])
+    listed = capsys.readouterr().out
+    assert all(c in listed for c in ("train", "evaluate", "deobfuscate", "reproduce", "demo"))
+
+
+def test_train_options_carry_the_config_comments(capsys):
+    with pytest.raises(SystemExit):
+        make_parser().parse_args(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "passes over the training faces (paper: 15)" in text and "--no-bf16" in text
 
 
 def test_every_train_option_reaches_the_config(tmp_path, lfw, monkeypatch):
@@ -41,24 +57,74 @@ def test_every_train_option_reaches_the_config(tmp_path, lfw, monkeypatch):
     assert (cfg.n_train, cfg.image_size, cfg.epochs) == (16, 32, 1)
 
 
-def test_evaluate_writes_json(checkpoint, tmp_path, capsys):
+def test_evaluate_writes_json(checkpoint, tmp_path, lfw):
+    "The JSON holds the model's scores on the first 16 test faces, the same as `evaluate` computes directly."
     assert main(["evaluate", str(checkpoint), "-n", "16", "--out", str(tmp_path / "m.json")]) == 0
     metrics = json.loads((tmp_path / "m.json").read_text())
-    assert metrics["images"] == 16 and metrics["split"] == "test"
-    assert 0 < metrics["ssim"] <= 1 and metrics["psnr"] > 0 and metrics["config"]["image_size"] == 32
+    assert metrics["images"] == 16 and metrics["split"] == "test" and metrics["config"]["image_size"] == 32
+    model, cfg = load_model(checkpoint)
+    expected = evaluate(model, split_faces(lfw, "test", 16, 32), cfg)
+    assert {k: round(v, 4) for k, v in expected.items()} == {k: round(metrics[k], 4) for k in expected}
+    assert metrics["psnr"] != metrics["input_psnr"]  # the reconstruction, not the input, is scored
+
+
+def test_a_shipped_model_works_where_a_checkpoint_does(tmp_path, lfw):
+    name = "cae-pixel-blur"
+    assert main(["evaluate", name, "-n", "8", "--out", str(tmp_path / "m.json")]) == 0
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    size = pretrained_info(name)["config"]["image_size"]
+    assert metrics["model"] == name and metrics["config"]["image_size"] == size
+    Image.fromarray(lfw.images[0].permute(1, 2, 0).numpy()).save(tmp_path / "photo.jpg")
+    assert main(["deobfuscate", name, str(tmp_path / "photo.jpg"), "--out", str(tmp_path / "restored")]) == 0
+    assert Image.open(tmp_path / "restored" / "photo.png").size == (size, size)
+
+
+def test_deobfuscate_never_overwrites_or_merges(checkpoint, tmp_path, capsys):
+    "Two inputs with one name get two outputs; an input inside --out is never replaced by its reconstruction."
+    for folder in ("a", "b", "out"):
+        (tmp_path / folder).mkdir()
+    Image.new("RGB", (50, 50), (200, 10, 10)).save(tmp_path / "a" / "face.jpg")
+    Image.new("RGB", (50, 50), (10, 200, 10)).save(tmp_path / "b" / "face.jpg")
+    Image.new("RGB", (50, 50), (10, 10, 200)).save(tmp_path / "out" / "face.png")
+    inside = (tmp_path / "out" / "face.png").read_bytes()
+    files = [tmp_path / "a" / "face.jpg", tmp_path / "b" / "face.jpg", tmp_path / "out" / "face.png"]
+    assert main(["deobfuscate", str(checkpoint), *map(str, files), "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "face.png").read_bytes() == inside  # the input is intact
+    lines = capsys.readouterr().out.strip().splitlines()
+    outputs = [l.split(" -> ")[1] for l in lines]
+    assert len(lines) == 3 and len(set(outputs)) == 3 and str(tmp_path / "out" / "face.png") not in outputs
+    assert all(Image.open(o).size == (32, 32) for o in outputs)
 
 
 def test_deobfuscate_any_image_and_reports_bad_files(checkpoint, tmp_path, capsys):
     Image.new("L", (300, 200), 128).save(tmp_path / "grey.png")  # another size, mode and format
     Image.new("RGBA", (40, 90), (10, 200, 30, 255)).save(tmp_path / "tall.webp")
     (tmp_path / "notes.jpg").write_text("not an image")
-    files = [tmp_path / "grey.png", tmp_path / "notes.jpg", tmp_path / "tall.webp"]
+    Image.new("RGB", (64, 64)).save(tmp_path / "cut.jpg")
+    (tmp_path / "cut.jpg").write_bytes((tmp_path / "cut.jpg").read_bytes()[:200])  # truncated
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "folder.png").mkdir()
+    bad = ["notes.jpg", "cut.jpg", "empty.png", "folder.png", "missing.jpg"]
+    files = [tmp_path / "grey.png", *(tmp_path / b for b in bad), tmp_path / "tall.webp"]
     code = main(["deobfuscate", str(checkpoint), *map(str, files), "--out", str(tmp_path / "out"), "--obfuscate"])
-    assert code == 1  # one file failed...
+    assert code == 1  # files failed...
     assert Image.open(tmp_path / "out" / "grey.png").size == (32, 32)  # ...and the others still ran
     assert Image.open(tmp_path / "out" / "tall.png").size == (32, 32)
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "notes.jpg is not a readable image" in err[0]
+    assert len(err) == len(bad) and all(f"{b} is not a readable image" in line for b, line in zip(bad, err))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_in_one_line(tmp_path, capsys):
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'owned'}",))
+
+    torch.save({"model": Payload(), "config": {}, "epoch": 1}, tmp_path / "evil.pt")
+    for command in (["evaluate", str(tmp_path / "evil.pt")], ["deobfuscate", str(tmp_path / "evil.pt"), "x.jpg", "--out", str(tmp_path)]):
+        assert main(command) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and "would run code" in err and "system" in err
+    assert not (tmp_path / "owned").exists()
 
 
 def test_missing_checkpoint_is_a_clean_error(tmp_path, capsys):

@@ -8,7 +8,7 @@ import torch
 
 from cae_course.data import DownloadError, split_indices
 from cae_course.losses import VGG16_ENV
-from cae_course.metrics import LPIPS, lpips_heads, lpips_heads_file, vgg16_relu5_3_weights
+from cae_course.lpips_metric import LPIPS, lpips_heads, lpips_heads_file, vgg16_relu5_3_weights
 from cae_course.obfuscate import gaussian_blur, pixelate
 
 lpips_package = pytest.importorskip("lpips", reason="LPIPS's calibrated heads come from the lpips package")

@@ -84,7 +84,7 @@ def test_decoder_widths_readings():
 
 @pytest.mark.parametrize("bad", [0, 16, 21, 64.0, "112"])
 def test_invalid_image_size_names_the_minimum(bad):
-    with pytest.raises(ValueError, match="at least 22"):
+    with pytest.raises(ValueError, match="≥ 22"):
         CAE(image_size=bad)
 
 

@@ -15,11 +15,17 @@ import cae_course
 from cae_course.cli import main
 from cae_course.data import Scale, center_crop, split_indices
 from cae_course.obfuscate import gaussian_blur, pixelate
-from cae_course.reproduce import (EPOCH_STUDY, EXPERIMENTS, FIGURE_FACES, PAPER_INPUT, QUANT_FORMAT, QUANT_TOLERANCE,
-                                  REPRO_SCALES, ReproScale, astronaut_face, demo, dequantize_state, experiment,
-                                  experiment_config, output_channel_axis, pretrained, pretrained_config, pretrained_info, pretrained_names,
-                                  quantize_state, reproduce, reconstruction_scores, weights_dir)
-from cae_course.train import reconstruct
+from cae_course.demo import astronaut_face, demo
+from cae_course.pack import QUANT_FORMAT, QUANT_TOLERANCE, dequantize_state, output_channel_axis, quantize_state
+from cae_course.paper import EPOCH_STUDY, EXPERIMENTS, FIGURE_FACES, PAPER_INPUT, REPRO_SCALES, ReproScale, experiment
+from cae_course.reproduce import experiment_config, reproduce
+from cae_course.shipped import pretrained, pretrained_info, pretrained_names, weights_dir
+from cae_course.train import TrainConfig, evaluate, reconstruct
+
+
+def pretrained_config(name: str) -> TrainConfig:
+    "The configuration a shipped model was trained with."
+    return TrainConfig(**pretrained_info(name)["config"])
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -180,15 +186,21 @@ def test_quantisation_keeps_the_metrics_within_tolerance(lfw):
     _, _, out_int8 = reconstruct(quantised, faces, cfg)
     agreement = 10 * math.log10(1 / (out_float - out_int8).square().mean().item())
     assert agreement >= 40  # dB between the two models' outputs
-    a, b = reconstruction_scores(model, faces, cfg), reconstruction_scores(quantised, faces, cfg)
+    a, b = evaluate(model, faces, cfg), evaluate(quantised, faces, cfg)
     assert abs(a["psnr"] - b["psnr"]) <= QUANT_TOLERANCE["psnr"] and abs(a["ssim"] - b["ssim"]) <= QUANT_TOLERANCE["ssim"]
 
 
-def test_shipped_metadata_records_float_and_int8_within_tolerance():
-    for name in pretrained_names():
-        test = pretrained_info(name)["test"]
-        assert abs(test["float"]["psnr"] - test["int8"]["psnr"]) <= QUANT_TOLERANCE["psnr"], name
-        assert abs(test["float"]["ssim"] - test["int8"]["ssim"]) <= QUANT_TOLERANCE["ssim"], name
+def test_packed_metadata_is_measured_not_copied(tiny_run, lfw):
+    "A packed model's float scores are the runner's, its int8 scores re-measure from the packed file, within tolerance."
+    root, _ = tiny_run
+    faces = center_crop(lfw.images[split_indices(len(lfw))[2][:8]], 32)
+    for name in ("cae-pixel-blur", "vcae-pixel-blur"):
+        info = pretrained_info(name, root / "weights")
+        record = json.loads((root / "results" / name / "test.json").read_text())
+        assert info["test"]["float"] == record["epochs"][str(info["epochs"])]
+        again = evaluate(pretrained(name, folder=root / "weights"), faces, TrainConfig(**info["config"]))
+        assert again["psnr"] == pytest.approx(info["test"]["int8"]["psnr"], abs=1e-4)
+        assert abs(info["test"]["float"]["psnr"] - again["psnr"]) <= QUANT_TOLERANCE["psnr"], name
 
 
 def test_shipped_int8_metrics_are_reproducible(lfw):
@@ -196,7 +208,7 @@ def test_shipped_int8_metrics_are_reproducible(lfw):
     name = "cae-pixel-blur"
     info, cfg = pretrained_info(name), pretrained_config(name)
     faces = center_crop(lfw.images[split_indices(len(lfw))[2][:info["test"]["faces"]]], cfg.image_size)
-    again = reconstruction_scores(pretrained(name), faces, cfg)
+    again = evaluate(pretrained(name), faces, cfg)
     for key, value in info["test"]["int8"].items():
         assert again[key] == pytest.approx(value, abs=1e-3), key
 
