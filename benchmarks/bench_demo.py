@@ -16,7 +16,7 @@ from pathlib import Path
 
 from common import save_result
 
-from cae_course.reproduce import pretrained_info, pretrained_names
+from cae_course.shipped import pretrained_info, pretrained_names
 
 
 def main():

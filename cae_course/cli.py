@@ -96,6 +96,7 @@ def deobfuscate_files(
     paths: list[str | Path],  # image files
     out_dir: str | Path,  # where the `<name>.png` reconstructions go (see `output_paths`)
     apply_obfuscation: bool = False,  # obfuscate the images first, as the model was trained
+    detect: bool = True,  # find the face in each image (see `load_image`); False: the centre square
     device: str | None = None,  # None: `default_device()`
 ) -> list[tuple[str, str]]:
     "Reconstruct each image file; returns (input path, output path or 'error: …') for each input, in order."
@@ -106,7 +107,7 @@ def deobfuscate_files(
     results = []
     for path, target in zip(paths, output_paths(paths, out_dir)):
         try:
-            x = load_image(path, cfg.image_size).unsqueeze(0).to(dev).float() / 255
+            x = load_image(path, cfg.image_size, detect).unsqueeze(0).to(dev).float() / 255
         except ValueError as e:
             results.append((str(path), f"error: {e}"))
             continue
@@ -121,7 +122,7 @@ def deobfuscate_files(
 
 def deobfuscate_command(args) -> int:
     "`cae-course deobfuscate`: one line per file (errors on stderr); exit status 1 if any file failed."
-    results = deobfuscate_files(args.model, args.images, args.out, args.obfuscate)
+    results = deobfuscate_files(args.model, args.images, args.out, args.obfuscate, not args.no_detect)
     for src, dst in results:
         failed = dst.startswith("error:")
         print(dst if failed else f"{src} -> {dst}", file=sys.stderr if failed else sys.stdout)
@@ -147,7 +148,7 @@ def demo_command(args) -> int:
         for row in list_pretrained():
             print("  ".join(str(v) for v in row.values()))
         return 0
-    for row in demo(args.images or None, args.out, args.models):
+    for row in demo(args.images or None, args.out, args.models, detect=not args.no_detect):
         print(f"{row['image']:<20} {row['model']:<22} PSNR {row['PSNR']:6.2f} dB   SSIM {row['SSIM']:.3f}")
     print(f"figure: {args.out}")
     return 0
@@ -169,6 +170,7 @@ def make_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=train_command)
 
     model_help = "a checkpoint.pt written by train, or the name of a shipped model (cae-course demo --list)"
+    no_detect_help = "use the centre square of each photo instead of finding the face and framing it like LFW"
     ev = sub.add_parser("evaluate", help="PSNR/SSIM of a model on the test split")
     ev.add_argument("model", help=model_help)
     ev.add_argument("--data", help="LFW archive or folder")
@@ -179,8 +181,9 @@ def make_parser() -> argparse.ArgumentParser:
 
     de = sub.add_parser("deobfuscate", help="reconstruct image files with a trained model")
     de.add_argument("model", help=model_help)
-    de.add_argument("images", nargs="+", help="image files (any size/format Pillow reads: centre square, resized)")
+    de.add_argument("images", nargs="+", help="image files (any size/format Pillow reads: the face is found, framed like LFW, resized)")
     de.add_argument("--out", required=True, help="folder for the reconstructed PNGs (<name>.png; never over an input)")
+    de.add_argument("--no-detect", action="store_true", help=no_detect_help)
     de.add_argument("--obfuscate", action="store_true", help="apply the model's obfuscation first (for clean photos)")
     de.set_defaults(run=deobfuscate_command)
 
@@ -202,6 +205,7 @@ def make_parser() -> argparse.ArgumentParser:
     dm.add_argument("images", nargs="*", help="photos of faces (default: the astronaut from scikit-image)")
     dm.add_argument("--out", default="cae-course-demo.png", help="the figure to write (default: %(default)s)")
     dm.add_argument("--models", nargs="+", metavar="NAME", help="only these models (default: all shipped)")
+    dm.add_argument("--no-detect", action="store_true", help=no_detect_help)
     dm.add_argument("--list", action="store_true", help="list the shipped models and exit")
     dm.set_defaults(run=demo_command)
     return parser

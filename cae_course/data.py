@@ -72,7 +72,7 @@ class Scale:
 
 SCALES = {
     "full": Scale("full", n_train=None, n_eval=None, image_size=112, epochs=15, batch_size=8),
-    "quick": Scale("quick", n_train=512, n_eval=256, image_size=64, epochs=2, batch_size=8),
+    "quick": Scale("quick", n_train=2048, n_eval=256, image_size=48, epochs=6, batch_size=8, lr=2e-3, schedule="onecycle"),
 }
 
 

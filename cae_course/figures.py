@@ -14,9 +14,9 @@ from torch import Tensor, nn
 from .data import LFW, split_faces
 from .display import Table, image_grid
 from .metrics import psnr, ssim
-from .paper import EPOCH_STUDY, EXPERIMENTS, PAPER_INPUT, Experiment, experiment
+from .paper import EPOCH_STUDY, EXPERIMENTS, PAPER_INPUT, Experiment, ReproScale, experiment
 from .shipped import pretrained, pretrained_info, pretrained_names
-from .reproduce import eval_faces, load_scale
+from .reproduce import eval_faces
 from .storage import read_json
 from .train import TrainConfig, reconstruct
 
@@ -55,13 +55,14 @@ def comparison_figure(
     zooms: dict = ZOOMS,  # boxes in the LFW frame to zoom into under each image
     inch: float = 1.3,  # width of one column, in inches
 ):
-    "The paper's figures 1–4: ground truth then one column per panel `{title, image, psnr, ssim, dataset}`, with zooms."
+    "The paper's figures 1–4: ground truth then one column per panel `{title, image, psnr, ssim, dataset}`, zooms (not of `zoom: False` panels)."
     grid, titles, captions = [], [], []
     for clean, panels in rows:
         shown = [{"title": "ground truth", "image": clean}, *panels]
         images = [p["image"] for p in shown]
         boxes = [b for b in (zoom_box(z, clean.shape[-1]) for z in zooms.values()) if b]
-        grid += [images] + [[img[..., t:b, l:r] for img in images] for t, b, l, r in boxes]
+        grid += [images] + [[img[..., t:b, l:r] for p, img in zip(shown, images) if p.get("zoom", True)]
+                            for t, b, l, r in boxes]
         titles += [[p["title"] for p in shown]] + [[]] * len(boxes)
         captions += [[]] * len(boxes) + [[score_label(p) for p in shown]]
     return image_grid(grid, titles, captions, title=title, inch=inch)
@@ -159,8 +160,8 @@ def epoch_study_figure(
     index: int = 0,  # which figure face (< FIGURE_FACES)
 ):
     "The paper's figure 6: one test face as the epoch-study runs reconstruct it at each snapshot, with both scores."
-    out = Path(out)
-    clean = eval_faces(faces, load_scale(out))[index].float() / 255
+    out, scale = Path(out), ReproScale.of_results(out)
+    clean = eval_faces(faces, scale)[index].float() / 255
     rows = []
     for exp in map(experiment, EPOCH_STUDY):
         record, study = read_json(out / exp.name / "test.json"), np.load(out / exp.name / "study.npz")
@@ -171,5 +172,5 @@ def epoch_study_figure(
             panels.append({"title": f"{exp.label}, epoch {epoch}", "image": img, "psnr": psnr(img, clean).item(),
                            "ssim": ssim(img, clean).item(), "dataset": (m["psnr"], m["ssim"])})
         rows.append((clean, panels))
-    return comparison_figure(rows, f"epoch study ({load_scale(out).name} scale): pixel loss (top) vs perceptual loss "
+    return comparison_figure(rows, f"epoch study ({scale.name} scale): pixel loss (top) vs perceptual loss "
                              "(bottom); this image's PSNR / SSIM, then the test set's", zooms={})

@@ -1,33 +1,63 @@
-"""Shared fixtures: the real LFW faces (from the offline copy beside the repo, or $CAE_COURSE_LFW)."""
+"""Shared fixtures: real LFW faces and photos, and the VGG16 weights, found the way the README promises.
+
+`$CAE_COURSE_LFW` / `$CAE_COURSE_VGG16` name local copies (CI points them at the offline copies beside the repo);
+without them the fixtures take the product's own path: `load_lfw`'s cache or checked download, and the losses
+module's search (torchvision's checked download). Nothing is skipped.
+"""
+import io
 import os
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+def lfw_faces(**download):
+    "All of LFW as `cae_course.data.LFW`, as `load_lfw` finds it (`download`: its `url` and `sha256`, for tests)."
+    from cae_course.data import load_lfw
+
+    return load_lfw(progress=False, **download)
 
 
-def lfw_source() -> Path | None:
-    "The LFW archive the tests use: `$CAE_COURSE_LFW`, else the offline copy in ../shared."
-    path = Path(os.environ.get("CAE_COURSE_LFW") or SHARED / "data" / "lfw-deepfunneled.tgz")
-    return path if path.exists() else None
+def lfw_photos(
+    n: int = 16,  # how many photos
+    **download,  # `find_lfw`'s `url` and `sha256`, for tests
+) -> list[Image.Image]:
+    "`n` whole LFW photos (250×250 RGB), spread over the archive `find_lfw` finds."
+    from cae_course.data import find_lfw, read_face_files
+
+    files = read_face_files(find_lfw(progress=False, **download))
+    return [Image.open(io.BytesIO(jpeg)).convert("RGB") for _, jpeg in files[::max(1, len(files) // n)][:n]]
+
+
+def vgg16_file(
+    folder: Path,  # where to save the weights when they are not a local file already
+) -> Path:
+    "A `vgg16().features` state-dict file: `$CAE_COURSE_VGG16`, else the losses module's own download, saved in `folder`."
+    import torch
+    from torchvision.models import vgg16
+
+    from cae_course.losses import VGG16_ENV, vgg16_weights
+
+    if os.environ.get(VGG16_ENV):
+        return Path(os.environ[VGG16_ENV])
+    torch.save(vgg16_weights(layers=vgg16().features), folder / "vgg16_features.pth")
+    return folder / "vgg16_features.pth"
 
 
 @pytest.fixture(scope="session")
 def lfw():
-    "All of LFW as `cae_course.data.LFW` (decoded once into the user cache, then loaded in about a second)."
-    from cae_course.data import load_lfw
-
-    source = lfw_source()
-    if source is None:
-        pytest.skip("no LFW archive: set CAE_COURSE_LFW to an LFW .tgz or folder")
-    return load_lfw(source, progress=False)
+    "All of LFW (decoded once into the user cache, then loaded in about a second)."
+    return lfw_faces()
 
 
 @pytest.fixture(scope="session")
-def vgg16_weights() -> Path:
-    "A local VGG16 state dict (`$CAE_COURSE_VGG16`, else the offline copy in ../shared/weights)."
-    path = Path(os.environ.get("CAE_COURSE_VGG16") or SHARED / "weights" / "vgg16_features.pth")
-    if not path.exists():
-        pytest.skip("no VGG16 weights: set CAE_COURSE_VGG16 to a torchvision vgg16().features state dict")
-    return path
+def lfw_photo_sample() -> list[Image.Image]:
+    "16 whole LFW photos, 250×250, face centred as LFW frames it."
+    return lfw_photos()
+
+
+@pytest.fixture(scope="session")
+def vgg16_weights(tmp_path_factory) -> Path:
+    "A local VGG16 `features` state-dict file (see `vgg16_file`)."
+    return vgg16_file(tmp_path_factory.mktemp("vgg16"))

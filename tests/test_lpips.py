@@ -105,14 +105,15 @@ def test_download_failure_says_what_to_do(monkeypatch):
 
 
 def test_bad_weight_files(tmp_path, vgg16_weights):
+    state = torch.load(vgg16_weights, weights_only=True)
+    torch.save({k: v for k, v in state.items() if int(k.split(".")[0]) < 9}, tmp_path / "relu2_2.pth")
     with pytest.raises(ValueError, match="relu5_3"):  # enough for the perceptual loss, not for LPIPS
-        vgg16_relu5_3_weights(vgg16_weights.parent / "vgg16_relu2_2.pth")
+        vgg16_relu5_3_weights(tmp_path / "relu2_2.pth")
     with pytest.raises(FileNotFoundError):
         vgg16_relu5_3_weights(tmp_path / "missing.pth")
     (tmp_path / "junk.pth").write_bytes(b"not a torch file")
     with pytest.raises(ValueError, match="readable"):
         vgg16_relu5_3_weights(tmp_path / "junk.pth")
-    state = torch.load(vgg16_weights, weights_only=True)
     state["10.weight"] = state["10.weight"][:, :5]
     torch.save(state, tmp_path / "wrong.pth")
     with pytest.raises(ValueError, match="10.weight"):

@@ -134,6 +134,23 @@ def test_mid_epoch_checkpoints_are_written_as_time_passes(lfw, tmp_path):
     assert [p and p["step"] for p in saved] == [1, 2, 3, 4, None]  # after every step but the last, then the epoch's
 
 
+def test_mid_epoch_checkpoints_need_no_existing_folder(lfw, tmp_path):
+    out = tmp_path / "new" / "run"  # a fresh run's folder: the first mid-epoch save comes before any sample is drawn
+    stopped = fit(dataclasses.replace(TINY, n_train=40), lfw, out_dir=out, device="cpu", progress=False, save_every=0.0,
+                  should_stop=stop_after_steps(2))
+    assert stopped.stopped and load_checkpoint(out / "checkpoint.pt")["partial"]["step"] == 2
+
+
+def test_cpu_bf16_path_learns_and_repeats_bit_for_bit(lfw):
+    cfg = dataclasses.replace(TINY, n_train=64, epochs=3)
+    with patch.object(lib, "cpu_has_amx", lambda: True):  # the path an AMX CPU takes, emulated where there is none
+        a, b = (fit(cfg, lfw, device="cpu", progress=False) for _ in range(2))
+    assert {r["precision"] for r in a.history} == {"bf16"}
+    losses = [r["train_loss"] for r in a.history]
+    assert losses[-1] < 0.8 * losses[0]
+    assert losses == [r["train_loss"] for r in b.history] and same(weights(a.model), weights(b.model))
+
+
 def test_one_cycle_warms_up_then_anneals():
     cfg = TrainConfig(lr=1e-3, schedule="onecycle")
     lrs = [learning_rate(cfg, s, 100) for s in range(100)]
