@@ -6,12 +6,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from .data import SCALES, Scale, course_scale
+from .storage import read_json
 
 # %% auto #0
 __all__ = ['EXPERIMENTS', 'PAPER_INPUT', 'EPOCH_STUDY', 'REPRO_SCALES', 'FIGURE_FACES', 'Experiment', 'experiment', 'ReproScale',
-           'repro_scale', 'reported_epoch', 'snapshot_epochs']
+           'reported_epoch', 'snapshot_epochs']
 
 # %% ../nbs/09_reproduce.ipynb #b4063135
 @dataclass(frozen=True)
@@ -60,23 +62,34 @@ class ReproScale:
     study_epochs: tuple[int, ...]  # epochs at which the epoch-study runs are snapshotted
     provenance: str  # what packed models of this scale are called, e.g. "cpu-standin"
 
+    @classmethod
+    def named(
+        cls,
+        name: str | None = None,  # "full" or "quick"; None: the one matching `course_scale()`
+    ) -> ReproScale:
+        "One of the reproduction's own scales, `REPRO_SCALES`, by name."
+        name = name or course_scale().name
+        if name not in REPRO_SCALES:
+            raise ValueError(f"unknown scale {name!r}; choose one of {', '.join(REPRO_SCALES)}")
+        return REPRO_SCALES[name]
+
+    @classmethod
+    def of_results(
+        cls,
+        out: str | Path,  # a results folder written by `reproduce` (chapter 09c)
+    ) -> ReproScale:
+        "The scale a results folder was made with, read back from its manifest.json."
+        info = read_json(Path(out) / "manifest.json")
+        if info is None:
+            raise FileNotFoundError(f"{out} holds no manifest.json: not a results folder written by reproduce")
+        s = info["scale"]
+        return cls(s["name"], Scale(**s["size"]), s["epochs"], tuple(s["study_epochs"]), s["provenance"])
+
 
 REPRO_SCALES = {
     "full": ReproScale("full", SCALES["full"], {"long": 15, "short": 5}, (1, 5, 10, 15), "paper-scale"),
     "quick": ReproScale("quick", SCALES["quick"], {"long": 4, "short": 2}, (1, 2), "cpu-standin"),
 }
-
-
-def repro_scale(
-    scale: str | ReproScale | None = None,  # "full", "quick", a `ReproScale`, or None for the course scale
-) -> ReproScale:
-    "The `ReproScale` to run: `scale` itself, the one it names, or the one matching `course_scale()`."
-    if isinstance(scale, ReproScale):
-        return scale
-    name = scale or course_scale().name
-    if name not in REPRO_SCALES:
-        raise ValueError(f"unknown scale {name!r}; choose one of {', '.join(REPRO_SCALES)}")
-    return REPRO_SCALES[name]
 
 # %% ../nbs/09_reproduce.ipynb #4903c6e8
 FIGURE_FACES = 3  # the first test faces, drawn in the figures and kept for the epoch study

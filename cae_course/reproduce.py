@@ -16,18 +16,17 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .data import LFW, Scale, default_device, device_description, load_lfw, split_faces, split_indices
+from .data import LFW, default_device, device_description, load_lfw, split_faces, split_indices
 from .models import count_parameters, trained_model
 from .pack import QUANT_FORMAT, read_packed, save_packed
-from .paper import (EPOCH_STUDY, EXPERIMENTS, FIGURE_FACES, Experiment, ReproScale, experiment, repro_scale,
-                              reported_epoch, snapshot_epochs)
+from .paper import (EPOCH_STUDY, EXPERIMENTS, FIGURE_FACES, Experiment, ReproScale, experiment, reported_epoch,
+                              snapshot_epochs)
 from .shipped import weights_dir
 from .storage import read_json, write_json
 from .train import TrainConfig, evaluate, fit, load_checkpoint, load_model, reconstruct
 
 # %% auto #0
-__all__ = ['experiment_config', 'eval_faces', 'now', 'save_snapshot', 'run_experiment', 'reproduce', 'load_scale', 'pack_model',
-           'pack_models']
+__all__ = ['experiment_config', 'eval_faces', 'now', 'save_snapshot', 'run_experiment', 'reproduce', 'pack_model', 'pack_models']
 
 # %% ../nbs/09c_runner.ipynb #b94e8f41
 def experiment_config(
@@ -133,7 +132,7 @@ def reproduce(
     progress: bool = True,  # show progress bars
 ) -> dict:
     "Run the paper's experiments (resuming where a previous call stopped); returns {run: its test record}."
-    scale = repro_scale(scale)
+    scale = scale if isinstance(scale, ReproScale) else ReproScale.named(scale)
     chosen = [experiment(name) for name in only] if only else list(EXPERIMENTS)
     out = Path(out or ("results" if scale.name == "full" else f"results-{scale.name}"))
     work = Path(work or f"runs/reproduce-{scale.name}")
@@ -158,17 +157,6 @@ def reproduce(
     return records
 
 # %% ../nbs/09c_runner.ipynb #067d9d21
-def load_scale(
-    out: str | Path,  # a results folder written by `reproduce`
-) -> ReproScale:
-    "The `ReproScale` a results folder was made with (from its manifest)."
-    info = read_json(Path(out) / "manifest.json")
-    if info is None:
-        raise FileNotFoundError(f"{out} holds no manifest.json: not a results folder written by reproduce")
-    s = info["scale"]
-    return ReproScale(s["name"], Scale(**s["size"]), s["epochs"], tuple(s["study_epochs"]), s["provenance"])
-
-
 def pack_model(
     exp: Experiment,  # the run to pack
     out: Path,  # the results folder the run wrote
@@ -212,5 +200,5 @@ def pack_models(
     "Pack every run of `out` into `dest` (see `pack_model`); returns their metadata."
     out, work, dest = Path(out), Path(work), Path(dest) if dest is not None else weights_dir()
     faces = faces if faces is not None else load_lfw(progress=False)
-    test = eval_faces(faces, load_scale(out))
+    test = eval_faces(faces, ReproScale.of_results(out))
     return [pack_model(exp, out, work, dest, test, device or default_device()) for exp in EXPERIMENTS]

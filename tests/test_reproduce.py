@@ -131,6 +131,17 @@ def test_runner_recovers_a_missed_snapshot_and_skips_complete_runs(tiny_run, lfw
     assert (out / "cae-pixel-blur" / "test.json").read_text() == before  # complete: untouched
 
 
+def test_a_results_folder_gives_its_scale_back(tmp_path):
+    "`ReproScale.of_results` reads the manifests `reproduce` writes, the committed results-quick/ one included."
+    saved = json.loads((ROOT / "results-quick" / "manifest.json").read_text())["scale"]
+    scale = ReproScale.of_results(ROOT / "results-quick")
+    assert (scale.name, scale.epochs, list(scale.study_epochs), scale.provenance) == \
+        (saved["name"], saved["epochs"], saved["study_epochs"], saved["provenance"])
+    assert {k: getattr(scale.size, k) for k in saved["size"]} == saved["size"]  # fields added to `Scale` later: defaults
+    with pytest.raises(FileNotFoundError, match="manifest.json"):
+        ReproScale.of_results(tmp_path)
+
+
 def test_unknown_scale_and_run_are_clear_errors(tmp_path, lfw):
     with pytest.raises(ValueError, match="full, quick"):
         reproduce(tmp_path, "huge", faces=lfw)
