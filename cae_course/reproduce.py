@@ -26,17 +26,26 @@ from .storage import read_json, write_json
 from .train import TrainConfig, evaluate, fit, load_checkpoint, load_model, reconstruct
 
 # %% auto #0
-__all__ = ['experiment_config', 'eval_faces', 'now', 'save_snapshot', 'run_experiment', 'reproduce', 'pack_model', 'pack_models']
+__all__ = ['experiment_config', 'run_order', 'eval_faces', 'now', 'save_snapshot', 'run_experiment', 'reproduce', 'pack_model',
+           'pack_models', 'is_packed']
 
 # %% ../nbs/09c_runner.ipynb #b94e8f41
 def experiment_config(
     exp: Experiment,  # the run
     scale: ReproScale,  # its scale
     vgg16: str | None = None,  # a local VGG16 state dict for the perceptual losses (None: the usual search)
+    epochs: int | None = None,  # epochs to train; None: the epoch the paper reports (`reported_epoch`)
 ) -> TrainConfig:
     "The training configuration of `exp` at `scale`: the paper's hyper-parameters, sized by the scale."
     return TrainConfig.for_scale(scale.size, arch=exp.arch, loss=exp.loss, rho=exp.rho, obfuscation=exp.obfuscation,
-                                 epochs=snapshot_epochs(exp, scale)[-1], vgg16=vgg16)
+                                 epochs=epochs or reported_epoch(exp, scale), vgg16=vgg16)
+
+
+def run_order(
+    experiments: list[Experiment],  # the runs to make
+) -> list[Experiment]:
+    "The order the runs are trained in: pixel loss first (the cheapest, and the demo's headline), the CAE before its variants."
+    return sorted(experiments, key=lambda e: (e.loss != "pixel", ("cae", "rescae", "vcae").index(e.arch)))
 
 # %% ../nbs/09c_runner.ipynb #69c6f0d8
 def eval_faces(
@@ -87,15 +96,16 @@ def run_experiment(
     should_stop: Callable[[], bool] | None = None,  # polled between steps; True stops the run (it resumes next time)
     vgg16: str | None = None,  # a local VGG16 state dict for the perceptual losses
     progress: bool = True,  # show progress bars
+    epochs: int | None = None,  # train up to this epoch; None: the reported one (the epoch study trains on later)
 ) -> dict:
-    "Train (or resume, or skip) one run and write its results; returns its test record (`complete` says if it is done)."
+    "Train (or resume, or skip) one run up to `epochs` and write its results; returns its test record (`complete`: the reported epoch is done)."
     run_dir, work_dir = out / exp.name, work / exp.name
     record = read_json(run_dir / "test.json", {"epochs": {}, "complete": False})
-    if record["complete"]:
+    cfg, snaps = experiment_config(exp, scale, vgg16, epochs), snapshot_epochs(exp, scale)
+    if len(read_json(run_dir / "history.json", [])) >= cfg.epochs:
         return record
     run_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device(device or default_device())
-    cfg, snaps = experiment_config(exp, scale, vgg16), snapshot_epochs(exp, scale)
     test = eval_faces(faces, scale, cfg.seed).to(device)
     snapshot = lambda model, epoch: save_snapshot(model, epoch, exp, cfg, test, record, run_dir, work_dir)
     ckpt_path = work_dir / "checkpoint.pt"
@@ -111,7 +121,8 @@ def run_experiment(
     write_json({"experiment": dataclasses.asdict(exp), "scale": scale.name, "train_config": dataclasses.asdict(cfg),
                 "reported_epoch": reported_epoch(exp, scale), "snapshot_epochs": snaps, "train_faces": n_train,
                 "steps_per_epoch": -(-n_train // cfg.batch_size), "test_faces": len(test)}, run_dir / "config.json")
-    record.update(complete=len(run.history) == cfg.epochs, device=device_description(device), test_faces=len(test),
+    record.update(complete=len(run.history) >= reported_epoch(exp, scale), trained_epochs=len(run.history),
+                  device=device_description(device), test_faces=len(test),
                   train_seconds=sum(row["seconds"] for row in run.history), updated=now())
     write_json(record, run_dir / "test.json")
     return record
@@ -125,7 +136,7 @@ def reproduce(
     data: str | Path | None = None,  # LFW archive or folder (see `load_lfw`)
     only: list[str] | None = None,  # run only these experiments (names from `EXPERIMENTS`)
     stop_after: float | None = None,  # stop (cleanly, resumable) after this many seconds
-    pack_into: str | Path | None = None,  # when every run is complete, pack the models into this weights folder
+    pack_into: str | Path | None = None,  # pack each run's model into this weights folder as soon as the run is complete
     device: torch.device | str | None = None,  # None: `default_device()`
     vgg16: str | None = None,  # a local VGG16 state dict for the perceptual losses
     command: str | None = None,  # the command line to record in the manifest
@@ -146,13 +157,18 @@ def reproduce(
                     torch=torch.__version__, python=platform.python_version(), platform=platform.platform(),
                     command=command or f"cae_course.reproduce.reproduce(scale={scale.name!r})", updated=now())
     write_json(manifest, out / "manifest.json")
-    records = {}
-    for exp in chosen:
+    records, order = {}, run_order(chosen)
+    for exp in order:
         if should_stop and should_stop():
             break
         records[exp.name] = run_experiment(exp, scale, faces, out, work, device, should_stop, vgg16, progress)
-    if pack_into is not None and all(read_json(out / e.name / "test.json", {}).get("complete") for e in EXPERIMENTS):
-        pack_models(out, work, pack_into, faces, device)
+        if pack_into is not None and records[exp.name]["complete"] and not is_packed(exp, out, Path(pack_into)):
+            pack_model(exp, out, work, Path(pack_into), eval_faces(faces, scale), device)
+    for exp in (e for e in order if e.name in EPOCH_STUDY):  # figure 6's extra epochs come after every run
+        if should_stop and should_stop():
+            break
+        records[exp.name] = run_experiment(exp, scale, faces, out, work, device, should_stop, vgg16, progress,
+                                           epochs=snapshot_epochs(exp, scale)[-1])
     write_json({**manifest, "updated": now()}, out / "manifest.json")
     return records
 
@@ -179,6 +195,7 @@ def pack_model(
         "scale": manifest["scale"]["name"], "config": dataclasses.asdict(cfg), "parameters": count_parameters(model),
         "epochs": epoch, "steps": epoch * config["steps_per_epoch"], "train_faces": config["train_faces"],
         "train_seconds": sum(row["seconds"] for row in history[:epoch]), "device": record["device"],
+        "precision": ", ".join(sorted({row.get("precision", "fp32 (not recorded)") for row in history[:epoch]})),
         "date": record["updated"], "data": manifest["data"], "command": manifest["command"],
         "test": {"faces": record["test_faces"], "float": record["epochs"][str(epoch)],
                  "int8": evaluate(model, test.to(device), cfg)},
@@ -197,8 +214,20 @@ def pack_models(
     faces: LFW | None = None,  # the faces (to measure the 8-bit models); None: `load_lfw()`
     device: torch.device | str | None = None,  # None: `default_device()`
 ) -> list[dict]:
-    "Pack every run of `out` into `dest` (see `pack_model`); returns their metadata."
+    "Pack every complete run of `out` into `dest` (see `pack_model`); returns their metadata."
     out, work, dest = Path(out), Path(work), Path(dest) if dest is not None else weights_dir()
     faces = faces if faces is not None else load_lfw(progress=False)
     test = eval_faces(faces, ReproScale.of_results(out))
-    return [pack_model(exp, out, work, dest, test, device or default_device()) for exp in EXPERIMENTS]
+    return [pack_model(exp, out, work, dest, test, device or default_device()) for exp in EXPERIMENTS
+            if read_json(out / exp.name / "test.json", {}).get("complete")]
+
+
+def is_packed(
+    exp: Experiment,  # a run
+    out: Path,  # its results folder
+    dest: Path,  # a weights folder
+) -> bool:
+    "True when `dest` already holds the model of `exp`'s reported snapshot in `out` (same scale, same float scores)."
+    packed, record = read_json(dest / f"{exp.name}.json"), read_json(out / exp.name / "test.json", {})
+    epoch = str((read_json(out / exp.name / "config.json") or {}).get("reported_epoch"))
+    return bool(packed) and packed["test"]["float"] == record.get("epochs", {}).get(epoch)
