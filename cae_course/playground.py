@@ -5,24 +5,50 @@
 # %% ../nbs/08_playground.ipynb #c2e42cb2
 from __future__ import annotations
 
+import base64
+import copy
 import dataclasses
 import io
 import threading
+import time
+from itertools import accumulate
 
 import ipywidgets as widgets
 import torch
 from matplotlib.figure import Figure
-from PIL import Image
+from matplotlib.ticker import MaxNLocator
+from PIL import Image, ImageDraw, ImageFont
+from torch import nn
 from torchvision.utils import make_grid
 
-from .data import LFW, default_device, denormalize, load_lfw
+from .data import LFW, Scale, course_scale, default_device, denormalize, load_lfw, split_indices
 from .models import MODELS
-from .train import TrainConfig, fit, make_batch, prepare_faces, reconstruct
+from .train import Run, TrainConfig, fit, make_batch, prepare_faces, reconstruct
 
 # %% auto #0
-__all__ = ['png_bytes', 'faces_png', 'curve_png', 'Playground']
+__all__ = ['PLAYGROUND', 'ROWS', 'NO_METRICS', 'playground_config', 'png_bytes', 'faces_png', 'curve_figure', 'curve_png',
+           'stack_png', 'frozen_copy', 'obfuscation_label', 'Playground']
+
+# %% ../nbs/08_playground.ipynb #9d0c1f3e
+PLAYGROUND = {  # what the playground changes in each course scale's run (measured below)
+    "quick": dict(image_size=48, n_train=256, n_valid=64, batch_size=4, epochs=15, lr=1e-3, schedule="onecycle",
+                  obfuscation="pixelate"),
+    "full": {},
+}
+
+
+def playground_config(
+    scale: Scale | None = None,  # the course's scale; None: `course_scale()`
+    **overrides,  # any other `TrainConfig` field
+) -> TrainConfig:
+    "The playground's first settings: the course scale's run, with the changes of `PLAYGROUND` for that scale."
+    scale = scale or course_scale()
+    return TrainConfig.for_scale(scale, **{**PLAYGROUND.get(scale.name, {}), **overrides})
 
 # %% ../nbs/08_playground.ipynb #f72ff5d8
+ROWS = ("ground truth", "obfuscated", "reconstruction")
+
+
 def png_bytes(img: Image.Image) -> bytes:
     "A PIL image encoded as PNG."
     buf = io.BytesIO()
@@ -32,12 +58,47 @@ def png_bytes(img: Image.Image) -> bytes:
 
 def faces_png(
     rows: list[torch.Tensor],  # equal-sized batches [B, 3, S, S] in [0, 1], one per row
+    labels: tuple[str, ...] = ROWS,  # what each row is, written on its left
     zoom: int = 2,  # integer upscaling, so small crops are visible
 ) -> bytes:
-    "Stack batches of faces as rows of one PNG (e.g. ground truth / obfuscated / reconstruction)."
+    "Batches of faces as labelled rows of one PNG (e.g. ground truth / obfuscated / reconstruction)."
     grid = make_grid(torch.cat(rows), nrow=len(rows[0]), padding=2, pad_value=1.0)
     grid = grid.repeat_interleave(zoom, 1).repeat_interleave(zoom, 2)
-    return png_bytes(Image.fromarray((grid * 255).round().byte().permute(1, 2, 0).numpy()))
+    faces = Image.fromarray((grid * 255).round().byte().permute(1, 2, 0).numpy())
+    font = ImageFont.load_default(size=13)
+    margin = 12 + max(int(font.getlength(label)) for label in labels)
+    img = Image.new("RGB", (margin + faces.width, faces.height), "white")
+    img.paste(faces, (margin, 0))
+    draw = ImageDraw.Draw(img)
+    for r, label in enumerate(labels):
+        draw.text((4, (r + 0.5) * faces.height / len(rows)), label, fill="black", font=font, anchor="lm")
+    return png_bytes(img)
+
+
+def curve_figure(
+    steps: list[int],  # global step of each point
+    losses: list[float],  # running training loss at those steps
+    epochs: list[dict],  # history rows of the finished epochs
+) -> Figure:
+    "The training loss and the validation PSNR of the reconstruction and of the obfuscated input, side by side."
+    fig = Figure(figsize=(10, 2.5), dpi=80)
+    a, b = fig.subplots(1, 2)
+    a.plot(steps, losses, ".-")
+    a.set(title="training loss", xlabel="step")
+    n = [r["epoch"] for r in epochs]
+    b.plot(n, [r["valid_psnr"] for r in epochs], "o-", label="reconstruction")
+    b.hlines([r["valid_input_psnr"] for r in epochs], [e - 0.5 for e in n], [e + 0.5 for e in n], colors="gray",
+             linestyles="--", label="obfuscated input")  # one dash per epoch: σ or n may change during a run
+    b.set(title="validation PSNR (dB)", xlabel="epoch")
+    for ax, points, note in ((a, steps, "after the first steps"), (b, epochs, "after the first epoch")):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        if not points:
+            ax.set(xticks=[], yticks=[])
+            ax.text(0.5, 0.5, f"appears {note}", ha="center", va="center", color="gray", transform=ax.transAxes)
+    if epochs:
+        b.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
 
 
 def curve_png(
@@ -45,105 +106,155 @@ def curve_png(
     losses: list[float],  # running training loss at those steps
     epochs: list[dict],  # history rows of the finished epochs
 ) -> bytes:
-    "The training loss and the validation PSNR as a small two-panel plot."
-    fig = Figure(figsize=(7, 2.2), dpi=80)
-    a, b = fig.subplots(1, 2)
-    a.plot(steps, losses)
-    a.set(title="training loss", xlabel="step")
-    b.plot([r["epoch"] for r in epochs], [r["valid_psnr"] for r in epochs], "o-", label="reconstruction")
-    if epochs:
-        b.axhline(epochs[-1]["valid_input_psnr"], ls="--", c="gray", label="obfuscated input")
-        b.legend(fontsize=7)
-    b.set(title="validation PSNR (dB)", xlabel="epoch")
-    fig.tight_layout()
+    "`curve_figure` as PNG bytes."
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    curve_figure(steps, losses, epochs).savefig(buf, format="png")
     return buf.getvalue()
 
+
+def stack_png(
+    pngs: list[bytes],  # PNG images
+) -> bytes:
+    "PNG images stacked top to bottom on white: one still picture."
+    imgs = [Image.open(io.BytesIO(p)).convert("RGB") for p in pngs]
+    out = Image.new("RGB", (max(i.width for i in imgs), sum(i.height for i in imgs)), "white")
+    for img, top in zip(imgs, accumulate([0] + [i.height for i in imgs])):
+        out.paste(img, (0, top))
+    return png_bytes(out)
+
+# %% ../nbs/08_playground.ipynb #0f3b8e21
+def frozen_copy(
+    model: nn.Module,  # a model, possibly one that a training thread is about to go on training
+) -> nn.Module:
+    "A copy of `model` to draw with: eval mode, no gradients. Take it in the training thread, between two steps."
+    return copy.deepcopy(model).eval().requires_grad_(False)
+
+
+def obfuscation_label(
+    cfg: TrainConfig,  # a run's settings
+) -> str:
+    "The obfuscation of `cfg` in words, e.g. 'pixelation (n = 8)'."
+    return f"Gaussian blur (σ = {cfg.sigma:g})" if cfg.obfuscation == "blur" else f"pixelation (n = {cfg.block})"
+
 # %% ../nbs/08_playground.ipynb #4678c8d2
+NO_METRICS = "validation PSNR / SSIM: — (after the first epoch)"
+
+
 class Playground:
-    "Sliders and buttons that train an autoencoder in the background and show its reconstructions live."
+    "Sliders and buttons that train an autoencoder in a background thread and show its reconstructions live."
 
     def __init__(
         self,
         faces: LFW | None = None,  # the face set; None: `load_lfw()`
         device: torch.device | str | None = None,  # None: `default_device()` (the GPU when there is one)
+        config: TrainConfig | None = None,  # the controls' first settings; None: `playground_config()`
         n_preview: int = 6,  # faces shown in the preview
     ):
         self.faces = faces if faces is not None else load_lfw()
         self.device = torch.device(device or default_device())
-        base = TrainConfig.for_scale()
-        self.model, self.run, self.thread, self.stop_flag = None, None, None, threading.Event()
-        self.steps, self.losses, self.offset, self.run_history = [], [], 0, []
+        self.config = config or playground_config()  # the current (or next) run's settings; its thread alone changes it
+        self.model, self.run, self.thread = None, None, None  # `model`: a snapshot to draw with, never the one training
+        self.stop_flag, self.drawing, self.started = threading.Event(), threading.Lock(), time.monotonic()
+        self.preview = prepare_faces(self.faces, dataclasses.replace(self.config, n_train=1, n_valid=n_preview), "cpu")[1]
+        self.zoom = max(1, round(128 / self.config.image_size))
+        self.make_controls(self.config)
+        self.reset()
+
+    def make_controls(
+        self,
+        cfg: TrainConfig,  # the settings they start from
+    ):
+        "The sliders, menus, buttons and displays, wired to this object's methods."
         slider = dict(continuous_update=False, style={"description_width": "70px"})
-        self.sigma = widgets.FloatSlider(value=base.sigma, min=0.5, max=8, step=0.5, description="σ (blur)", **slider)
-        self.block = widgets.IntSlider(value=base.block, min=2, max=16, description="n (pixels)", **slider)
-        self.rho = widgets.FloatSlider(value=base.rho, min=0, max=4, step=0.25, description="ρ (mixed)", **slider)
-        self.arch = widgets.Dropdown(options=list(MODELS), value=base.arch, description="model")
-        self.loss = widgets.Dropdown(options=["pixel", "perceptual", "mixed"], value=base.loss, description="loss")
+        self.sigma = widgets.FloatSlider(value=cfg.sigma, min=0.5, max=8, step=0.5, description="σ (blur)", **slider)
+        self.block = widgets.IntSlider(value=cfg.block, min=2, max=16, description="n (pixels)", **slider)
+        self.rho = widgets.FloatSlider(value=cfg.rho, min=0, max=4, step=0.25, description="ρ (mixed)", **slider)
+        self.arch = widgets.Dropdown(options=list(MODELS), value=cfg.arch, description="model")
+        self.loss = widgets.Dropdown(options=["pixel", "perceptual", "mixed"], value=cfg.loss, description="loss")
         self.obfuscation = widgets.Dropdown(options=[("Gaussian blur", "blur"), ("pixelation", "pixelate")],
-                                            value=base.obfuscation, description="obfuscation")
-        self.epochs = widgets.IntSlider(value=base.epochs, min=1, max=30, description="epochs", **slider)
-        n_max = len(prepare_faces(self.faces, dataclasses.replace(base, n_train=None, n_valid=1), "cpu")[0])
-        self.n_train = widgets.IntSlider(value=base.n_train or n_max, min=16, max=n_max, step=16, description="faces", **slider)
+                                            value=cfg.obfuscation, description="obfuscation")
+        self.epochs = widgets.IntSlider(value=cfg.epochs, min=1, max=30, description="epochs", **slider)
+        n_max = len(split_indices(len(self.faces), seed=cfg.seed)[0])
+        self.n_train = widgets.IntSlider(value=min(cfg.n_train or n_max, n_max), min=16, max=n_max, step=16,
+                                         description="faces", **slider)
         self.train_button = widgets.Button(description="Train", button_style="success", icon="play")
         self.stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
         self.status = widgets.HTML("Press <b>Train</b> to start.")
-        self.metrics = widgets.HTML("validation PSNR / SSIM: —")
-        self.grid = widgets.Image(format="png")
-        self.curve = widgets.Image(format="png")
-        self.config = base  # the configuration of the current (or next) run
-        self.preview = prepare_faces(self.faces, dataclasses.replace(base, n_valid=n_preview), "cpu")[1]
+        self.metrics = widgets.HTML(NO_METRICS)
+        natural = dict(format="png", layout=widgets.Layout(align_self="flex-start"))  # not stretched to the cell's width
+        self.grid, self.curve = widgets.Image(**natural), widgets.Image(**natural)
         for w in (self.sigma, self.block, self.obfuscation):
-            w.observe(self.on_obfuscation_change, names="value")
+            w.observe(lambda _: self.refresh_faces(), names="value")
         self.train_button.on_click(self.start)
         self.stop_button.on_click(self.stop)
-        self.refresh_faces()
 
     def read_config(self) -> TrainConfig:
-        "The configuration the controls describe now."
+        "The settings the controls show now."
         return dataclasses.replace(
             self.config, arch=self.arch.value, loss=self.loss.value, rho=self.rho.value, sigma=self.sigma.value,
             block=self.block.value, obfuscation=self.obfuscation.value, epochs=self.epochs.value,
             n_train=self.n_train.value)
 
     def refresh_faces(self):
-        "Redraw the preview: ground truth, obfuscated, and (once a model exists) its reconstruction."
-        cfg = self.read_config()
-        if self.model is None:
-            obf, clean = make_batch(self.preview, cfg)
-            self.grid.value = faces_png([denormalize(clean), denormalize(obf).clamp(0, 1)])
-        else:
-            self.grid.value = faces_png(list(reconstruct(self.model, self.preview.to(self.device), cfg)))
+        "Redraw the preview with the controls' obfuscation; its reconstruction row comes from the latest snapshot (grey before one exists)."
+        with self.drawing:
+            cfg, model = self.read_config(), self.model
+            if model is None:
+                obf, clean = make_batch(self.preview, cfg)
+                rows = [denormalize(clean), denormalize(obf).clamp(0, 1)]
+                rows.append(torch.full_like(rows[0], 0.85))
+            else:
+                rows = list(reconstruct(model, self.preview, cfg))
+            self.grid.value = faces_png(rows, zoom=self.zoom)
 
-    def on_obfuscation_change(self, change):
-        "σ, n or the obfuscation moved: apply it to the running training at once, and redraw."
-        self.config.sigma, self.config.block = self.sigma.value, self.block.value  # read by `make_batch` every step
+    def reset(self):
+        "Blank curves, metrics and reconstructions: nothing of a previous run is left on show."
+        self.model, self.steps, self.losses, self.offset, self.history = None, [], [], 0, []
+        self.metrics.value = NO_METRICS
+        self.curve.value = curve_png([], [], [])
         self.refresh_faces()
 
-    def on_step(self, step: int, loss: float):
+    def between_steps(self) -> bool:
+        "Polled by the training thread before each step: take σ, n and the obfuscation from the controls, and say whether to stop."
+        self.config.obfuscation, self.config.sigma, self.config.block = (self.obfuscation.value, self.sigma.value,
+                                                                          self.block.value)
+        return self.stop_flag.is_set()
+
+    def on_step(
+        self,
+        step: int,  # the step within the epoch
+        loss: float,  # the epoch's running training loss
+    ):
+        "Every few steps (training thread): record the loss, update the status line and the curves."
         self.steps.append(self.offset + step)
         self.losses.append(loss)
-        self.status.value = f"training {self.config.arch} · epoch {len(self.run_history) + 1}, step {step}: loss {loss:.4f}"
+        self.curve.value = curve_png(self.steps, self.losses, self.history)
+        self.status.value = (f"training {self.config.arch} on {obfuscation_label(self.config)} · "
+                             f"epoch {len(self.history) + 1}, step {step}: loss {loss:.4f}")
 
-    def on_epoch(self, row: dict, run):
-        self.model, self.run_history = run.model, run.history
+    def on_epoch(
+        self,
+        row: dict,  # the epoch's history row
+        run: Run,  # the run so far
+    ):
+        "After each epoch (training thread): publish a snapshot of the weights, then show metrics, curves and faces."
+        self.model, self.history = frozen_copy(run.model), list(run.history)
         self.offset = self.steps[-1] if self.steps else 0
-        self.metrics.value = (f"epoch {row['epoch']}: validation PSNR <b>{row['valid_psnr']:.2f} dB</b>, "
-                              f"SSIM <b>{row['valid_ssim']:.3f}</b> (obfuscated input: {row['valid_input_psnr']:.2f} dB, "
-                              f"{row['valid_input_ssim']:.3f})")
-        self.curve.value = curve_png(self.steps, self.losses, run.history)
+        ahead = "ahead of" if row["valid_psnr"] > row["valid_input_psnr"] else "behind"
+        self.metrics.value = (f"epoch {row['epoch']}, {time.monotonic() - self.started:.0f} s after Train: validation "
+                              f"PSNR <b>{row['valid_psnr']:.2f} dB</b>, SSIM <b>{row['valid_ssim']:.3f}</b>, {ahead} "
+                              f"the obfuscated input ({row['valid_input_psnr']:.2f} dB, {row['valid_input_ssim']:.3f})")
+        self.curve.value = curve_png(self.steps, self.losses, self.history)
         self.refresh_faces()
 
     def train(self):
-        "Train with the current settings (blocking); the Train button runs this in a thread."
+        "Train with the controls' settings (blocking); the Train button runs this in a thread."
         self.config = self.read_config()
-        self.steps, self.losses, self.offset, self.run_history = [], [], 0, []
-        self.stop_flag.clear()
         try:
             self.run = fit(self.config, self.faces, device=self.device, on_step=self.on_step, on_epoch=self.on_epoch,
-                           should_stop=self.stop_flag.is_set, progress=False)
-            self.model = self.run.model
+                           should_stop=self.between_steps, progress=False)
+            self.model = frozen_copy(self.run.model)
+            self.refresh_faces()
             self.status.value = ("stopped" if self.run.stopped else "finished") + f" after {len(self.run.history)} epoch(s)"
         except Exception as e:  # shown in the widget: a thread's exception would otherwise vanish
             self.status.value = f"<span style='color:red'>error: {type(e).__name__}: {e}</span>"
@@ -151,16 +262,19 @@ class Playground:
             self.train_button.disabled, self.stop_button.disabled = False, True
 
     def start(self, _=None):
-        "Start training in a background thread."
+        "Start training in a background thread, from blank curves."
         if self.thread and self.thread.is_alive():
             return
         self.train_button.disabled, self.stop_button.disabled = True, False
         self.status.value = "starting…"
+        self.stop_flag.clear()
+        self.reset()
+        self.started = time.monotonic()
         self.thread = threading.Thread(target=self.train, daemon=True)
         self.thread.start()
 
     def stop(self, _=None):
-        "Ask the running training to stop after its current step."
+        "Ask the running training to stop before its next step."
         self.stop_flag.set()
         self.status.value = "stopping…"
 
@@ -171,6 +285,8 @@ class Playground:
                                  widgets.HBox([self.epochs, self.n_train, self.train_button, self.stop_button])])
         return widgets.VBox([controls, self.status, self.metrics, self.grid, self.curve])
 
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget())
+    def _repr_mimebundle_(self, **kwargs) -> dict:
+        "The live widget, with a still picture of it for where widgets cannot run (a saved notebook, GitHub, the docs)."
+        still = stack_png([self.grid.value, self.curve.value])
+        return {**self.widget()._repr_mimebundle_(**kwargs), "image/png": base64.b64encode(still).decode(),
+                "text/plain": "Playground (a still picture: run the notebook for its sliders and buttons)"}
