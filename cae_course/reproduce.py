@@ -102,7 +102,8 @@ def run_experiment(
     run_dir, work_dir = out / exp.name, work / exp.name
     record = read_json(run_dir / "test.json", {"epochs": {}, "complete": False})
     cfg, snaps = experiment_config(exp, scale, vgg16, epochs), snapshot_epochs(exp, scale)
-    if len(read_json(run_dir / "history.json", [])) >= cfg.epochs:
+    trained, scored = len(read_json(run_dir / "history.json", [])), set(record["epochs"])
+    if trained >= cfg.epochs and {str(e) for e in snaps if e <= cfg.epochs} <= scored:
         return record
     run_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device(device or default_device())
