@@ -21,13 +21,14 @@ from PIL import Image, ImageDraw, ImageFont
 from torch import nn
 from torchvision.utils import make_grid
 
+from .display import figure_png
 from .data import LFW, Scale, course_scale, default_device, denormalize, load_lfw, split_indices
 from .models import MODELS
 from .train import Run, TrainConfig, fit, make_batch, prepare_faces, reconstruct
 
 # %% auto #0
-__all__ = ['PLAYGROUND', 'ROWS', 'NO_METRICS', 'playground_config', 'png_bytes', 'faces_png', 'curve_figure', 'curve_png',
-           'stack_png', 'frozen_copy', 'obfuscation_label', 'Playground']
+__all__ = ['PLAYGROUND', 'ROWS', 'NO_METRICS', 'playground_config', 'png_bytes', 'faces_png', 'curve_figure', 'stack_png',
+           'frozen_copy', 'obfuscation_label', 'Playground']
 
 # %% ../nbs/08_playground.ipynb #9d0c1f3e
 PLAYGROUND = {  # what the playground changes in each course scale's run (measured below)
@@ -99,17 +100,6 @@ def curve_figure(
         b.legend(fontsize=7)
     fig.tight_layout()
     return fig
-
-
-def curve_png(
-    steps: list[int],  # global step of each point
-    losses: list[float],  # running training loss at those steps
-    epochs: list[dict],  # history rows of the finished epochs
-) -> bytes:
-    "`curve_figure` as PNG bytes."
-    buf = io.BytesIO()
-    curve_figure(steps, losses, epochs).savefig(buf, format="png")
-    return buf.getvalue()
 
 
 def stack_png(
@@ -211,7 +201,7 @@ class Playground:
         "Blank curves, metrics and reconstructions: nothing of a previous run is left on show."
         self.model, self.steps, self.losses, self.offset, self.history = None, [], [], 0, []
         self.metrics.value = NO_METRICS
-        self.curve.value = curve_png([], [], [])
+        self.curve.value = figure_png(curve_figure([], [], []))
         self.refresh_faces()
 
     def between_steps(self) -> bool:
@@ -228,7 +218,7 @@ class Playground:
         "Every few steps (training thread): record the loss, update the status line and the curves."
         self.steps.append(self.offset + step)
         self.losses.append(loss)
-        self.curve.value = curve_png(self.steps, self.losses, self.history)
+        self.curve.value = figure_png(curve_figure(self.steps, self.losses, self.history))
         self.status.value = (f"training {self.config.arch} on {obfuscation_label(self.config)} · "
                              f"epoch {len(self.history) + 1}, step {step}: loss {loss:.4f}")
 
@@ -244,7 +234,7 @@ class Playground:
         self.metrics.value = (f"epoch {row['epoch']}, {time.monotonic() - self.started:.0f} s after Train: validation "
                               f"PSNR <b>{row['valid_psnr']:.2f} dB</b>, SSIM <b>{row['valid_ssim']:.3f}</b>, {ahead} "
                               f"the obfuscated input ({row['valid_input_psnr']:.2f} dB, {row['valid_input_ssim']:.3f})")
-        self.curve.value = curve_png(self.steps, self.losses, self.history)
+        self.curve.value = figure_png(curve_figure(self.steps, self.losses, self.history))
         self.refresh_faces()
 
     def train(self):
