@@ -12,7 +12,9 @@ from cae_course.data import load_lfw
 from cae_course.losses import make_loss
 from cae_course.train import TrainConfig, build_model, epoch_batches, make_batch, prepare_faces
 
-TINY = dict(n_train=32, n_valid=8, image_size=32, epochs=1, batch_size=8, seed=0)
+# Plain fp32 NCHW, like the reference below: with the engine's channels-last (or bf16 on a CPU with AMX), gradients
+# near zero round differently, Adam turns their sign into a full ±lr step, and the weights differ by ~lr.
+TINY = dict(n_train=32, n_valid=8, image_size=32, epochs=1, batch_size=8, seed=0, bf16=False, channels_last=False)
 
 RANK_SCRIPT = textwrap.dedent("""
     import sys, torch, torch.distributed as dist
