@@ -178,20 +178,23 @@ def photo_face(
 def demo(
     images: list[str | Path] | None = None,  # clean photos of faces; None: the astronaut
     out: str | Path = "cae-course-demo.png",  # the PNG figure to write
-    names: list[str] | None = None,  # the models to show; None: every shipped model
+    names: list[str] | None = None,  # the models to show (of one image size); None: every shipped model of the largest size
     folder: str | Path | None = None,  # a weights folder; None: the package's
     device: torch.device | str = "cpu",  # where to compute
     detect: bool = True,  # find the face in each photo (see `crop_box`); False: their centre squares
 ) -> Table:
     "Blur and pixelate faces, reconstruct them with the shipped models, write one figure; returns PSNR/SSIM per model."
-    names = names or pretrained_names(folder)
-    if not names:
+    models = shipped_models(names or pretrained_names(folder), folder, device)
+    if not models:
         raise ValueError(f"no pretrained models in {folder or weights_dir()}")
-    models = shipped_models(names, folder, device)
     sizes = {cfg.image_size for _, cfg, _ in models.values()}
-    if len(sizes) > 1:
+    if len(sizes) > 1 and names:
         raise ValueError(f"the chosen models expect different image sizes {sorted(sizes)}; pick models of one size")
-    size = sizes.pop()
+    size = max(sizes)  # one figure, one crop: by default the largest models (the paper's 112), the others left out
+    if len(sizes) > 1:
+        left_out = [n for n, (_, cfg, _) in models.items() if cfg.image_size != size]
+        print(f"showing the models at {size}×{size}; left out (another image size): {', '.join(left_out)}", file=sys.stderr)
+        models = {n: m for n, m in models.items() if n not in left_out}
     faces = [photo_face(p, size, detect) for p in images] if images else [("astronaut", astronaut_face(size), None)]
     rows, table = [], Table()
     for face_name, face, thumbnail in faces:

@@ -17,17 +17,18 @@ import torch
 from torch import Tensor, nn
 
 from .data import LFW, default_device, device_description, load_lfw, split_faces, split_indices
+from .display import Table
 from .models import count_parameters, trained_model
 from .pack import QUANT_FORMAT, read_packed, save_packed
 from .paper import (EPOCH_STUDY, EXPERIMENTS, FIGURE_FACES, Experiment, ReproScale, experiment, reported_epoch,
                               snapshot_epochs)
-from .shipped import weights_dir
+from .shipped import pretrained, pretrained_info, pretrained_names, weights_dir
 from .storage import read_json, write_json
 from .train import TrainConfig, evaluate, fit, load_checkpoint, load_model, reconstruct
 
 # %% auto #0
-__all__ = ['experiment_config', 'run_order', 'eval_faces', 'now', 'save_snapshot', 'run_experiment', 'reproduce', 'pack_model',
-           'pack_models', 'is_packed']
+__all__ = ['GATE_FACES', 'GATE_MARGIN', 'experiment_config', 'run_order', 'eval_faces', 'now', 'save_snapshot', 'run_experiment',
+           'reproduce', 'pack_model', 'pack_models', 'is_packed', 'quality_gate']
 
 # %% ../nbs/09c_runner.ipynb #b94e8f41
 def experiment_config(
@@ -174,6 +175,10 @@ def reproduce(
     return records
 
 # %% ../nbs/09c_runner.ipynb #067d9d21
+GATE_FACES = 32  # faces of the quality gate (`quality_gate`): the first of the paper's test split
+GATE_MARGIN = {"psnr": 0.3, "ssim": 0.01}  # how far a re-measurement may drift from a model's recorded gate scores
+
+
 def pack_model(
     exp: Experiment,  # the run to pack
     out: Path,  # the results folder the run wrote
@@ -182,7 +187,7 @@ def pack_model(
     test: Tensor,  # the test faces the run was scored on (uint8)
     device: torch.device | str = "cpu",  # where to measure the 8-bit model
 ) -> dict:
-    "Pack the reported snapshot of `exp` into `<name>.safetensors`, measure the 8-bit model, write `<name>.json`; returns it."
+    "Pack the reported snapshot of `exp` into `<name>.safetensors`, measure the 8-bit model (test and gate faces), write `<name>.json`; returns it."
     config, record = read_json(out / exp.name / "config.json"), read_json(out / exp.name / "test.json")
     manifest, history = read_json(out / "manifest.json"), read_json(out / exp.name / "history.json")
     epoch = config["reported_epoch"]
@@ -191,6 +196,7 @@ def pack_model(
     dest.mkdir(parents=True, exist_ok=True)
     save_packed(trained_model(dataclasses.asdict(cfg), snapshot), dest / f"{exp.name}.safetensors", exp.name)
     model = trained_model(dataclasses.asdict(cfg), read_packed(dest / f"{exp.name}.safetensors"), device)
+    gate = test[:GATE_FACES]  # the first faces of the test split, as `quality_gate` takes them
     meta = {
         "name": exp.name, "label": exp.label, "provenance": manifest["scale"]["provenance"],
         "scale": manifest["scale"]["name"], "config": dataclasses.asdict(cfg), "parameters": count_parameters(model),
@@ -200,6 +206,7 @@ def pack_model(
         "date": record["updated"], "data": manifest["data"], "command": manifest["command"],
         "test": {"faces": record["test_faces"], "float": record["epochs"][str(epoch)],
                  "int8": evaluate(model, test.to(device), cfg)},
+        "gate": {"faces": len(gate), **evaluate(model, gate.to(device), cfg)},  # see `quality_gate`
         "paper": {"psnr": exp.paper[0], "ssim": exp.paper[1]},
         "quantization": {"format": QUANT_FORMAT, "weights": "convolutions: int8, symmetric, per output channel, "
                          "float16 scales; everything else float32"},
@@ -232,3 +239,23 @@ def is_packed(
     packed, record = read_json(dest / f"{exp.name}.json"), read_json(out / exp.name / "test.json", {})
     epoch = str((read_json(out / exp.name / "config.json") or {}).get("reported_epoch"))
     return bool(packed) and packed["test"]["float"] == record.get("epochs", {}).get(epoch)
+
+# %% ../nbs/09c_runner.ipynb #gatefn01
+def quality_gate(
+    faces: LFW,  # all the faces
+    folder: str | Path | None = None,  # a weights folder; None: the package's
+) -> Table:
+    "Every model in `folder` re-measured on its gate faces, beside its input's PSNR and the scores it recorded when packed."
+    rows = []
+    for name in pretrained_names(folder):
+        info = pretrained_info(name, folder)
+        cfg, recorded = TrainConfig(**info["config"]), info["gate"]
+        sample = split_faces(faces, "test", recorded["faces"], cfg.image_size, cfg.seed)
+        m = evaluate(pretrained(name, folder=folder), sample, cfg)
+        rows.append({"name": name, "loss": cfg.loss, "provenance": info["provenance"], "faces": len(sample),
+                     "input PSNR": round(m["input_psnr"], 2), "PSNR": round(m["psnr"], 2),
+                     "recorded PSNR": round(recorded["psnr"], 2), "SSIM": round(m["ssim"], 3),
+                     "recorded SSIM": round(recorded["ssim"], 3),
+                     "within margin": abs(m["psnr"] - recorded["psnr"]) <= GATE_MARGIN["psnr"]
+                                      and abs(m["ssim"] - recorded["ssim"]) <= GATE_MARGIN["ssim"]})
+    return Table(rows)

@@ -16,9 +16,9 @@ from cae_course.cli import main
 from cae_course.data import Scale, center_crop, split_indices
 from cae_course.obfuscate import gaussian_blur, pixelate
 from cae_course.demo import astronaut_face, demo
-from cae_course.pack import QUANT_FORMAT, QUANT_TOLERANCE, dequantize_state, output_channel_axis, quantize_state
+from cae_course.pack import QUANT_FORMAT, save_packed, QUANT_TOLERANCE, dequantize_state, output_channel_axis, quantize_state
 from cae_course.paper import EPOCH_STUDY, EXPERIMENTS, FIGURE_FACES, PAPER_INPUT, REPRO_SCALES, ReproScale, experiment
-from cae_course.reproduce import experiment_config, reproduce
+from cae_course.reproduce import experiment_config, quality_gate, reproduce
 from cae_course.shipped import pretrained, pretrained_info, pretrained_names, weights_dir
 from cae_course.train import TrainConfig, evaluate, reconstruct
 
@@ -215,27 +215,69 @@ def test_packed_metadata_is_measured_not_copied(tiny_run, lfw):
         assert abs(info["test"]["float"]["psnr"] - again["psnr"]) <= QUANT_TOLERANCE["psnr"], name
 
 
-def test_shipped_int8_metrics_are_reproducible(lfw):
-    "Re-measuring a shipped model on the faces its metadata names gives the metadata's numbers."
+@pytest.fixture(scope="module")
+def gate(lfw):
+    "The quality gate of the shipped models: name → its row of `quality_gate`."
+    return {row["name"]: row for row in quality_gate(lfw)}
+
+
+def test_every_shipped_model_scores_what_it_recorded(gate):
+    assert set(gate) == set(PAPER_RUNS)
+    for name, row in gate.items():
+        assert row["within margin"], row
+
+
+STANDINS = {n for n in PAPER_RUNS if pretrained_info(n)["provenance"] == "cpu-standin"}
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="a CPU stand-in: replaced when its full-scale run ends"))
+    if n in STANDINS else n for n in PAPER_RUNS if PAPER_RUNS[n][1] == "pixel"])
+def test_shipped_pixel_models_beat_their_input(gate, name):
+    "What a pixel-loss model is trained to do. (strict xfail: a stand-in that starts passing must lose its label.)"
+    assert gate[name]["PSNR"] > gate[name]["input PSNR"]
+
+
+def test_the_gate_fails_a_broken_model(lfw, tmp_path):
+    "A model whose last layer was zeroed (its output: a constant) keeps its shapes but fails the gate."
     name = "cae-pixel-blur"
-    info, cfg = pretrained_info(name), pretrained_config(name)
-    faces = center_crop(lfw.images[split_indices(len(lfw))[2][:info["test"]["faces"]]], cfg.image_size)
-    again = evaluate(pretrained(name), faces, cfg)
-    for key, value in info["test"]["int8"].items():
-        assert again[key] == pytest.approx(value, abs=1e-3), key
+    model = pretrained(name)
+    last = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))][-1]
+    with torch.no_grad():
+        last.weight.zero_()
+    save_packed(model, tmp_path / f"{name}.safetensors", name)
+    (tmp_path / f"{name}.json").write_text((weights_dir() / f"{name}.json").read_text())
+    [row] = quality_gate(lfw, tmp_path)
+    assert not row["within margin"] and row["PSNR"] < row["input PSNR"]
 
 
 def test_demo_on_the_astronaut(tmp_path):
     png = tmp_path / "demo.png"
     table = demo(out=png)
     assert Image.open(png).size[0] > 500
-    models = {r["model"] for r in table}
-    assert models == set(PAPER_RUNS) | {"blur input", "pixelate input"}
-    size = pretrained_config("cae-pixel-blur").image_size
+    size = max(pretrained_config(n).image_size for n in PAPER_RUNS)  # by default: the models of the largest size
+    shown = {n for n in PAPER_RUNS if pretrained_config(n).image_size == size}
+    inputs = {f"{pretrained_config(n).obfuscation} input" for n in shown}
+    assert {r["model"] for r in table} == shown | inputs
     clean = astronaut_face(size).float()[None] / 255
     for kind, obfuscated in (("blur", gaussian_blur(clean)), ("pixelate", pixelate(clean))):
-        row = next(r for r in table if r["model"] == f"{kind} input")
-        assert row["PSNR"] == pytest.approx(peak_signal_noise_ratio(clean.numpy(), obfuscated.numpy(), data_range=1.0), abs=0.01)
+        row = next((r for r in table if r["model"] == f"{kind} input"), None)
+        if row is not None:
+            assert row["PSNR"] == pytest.approx(peak_signal_noise_ratio(clean.numpy(), obfuscated.numpy(), data_range=1.0), abs=0.01)
+
+
+def test_demo_leaves_out_another_size_and_refuses_to_mix_sizes(tmp_path, capsys):
+    "Models of two image sizes in one folder: the default shows the larger and says what it left out; a mixed choice is refused."
+    for name, size in (("cae-112", 112), ("cae-64", 64)):
+        info = {**pretrained_info("cae-pixel-blur"), "name": name}
+        info["config"] = {**info["config"], "image_size": size}
+        (tmp_path / f"{name}.json").write_text(json.dumps(info))
+        (tmp_path / f"{name}.safetensors").write_bytes((weights_dir() / "cae-pixel-blur.safetensors").read_bytes())
+    table = demo(out=tmp_path / "demo.png", folder=tmp_path)
+    assert {r["model"] for r in table} == {"cae-112", "blur input"}
+    assert "left out (another image size): cae-64" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="different image sizes"):
+        demo(names=["cae-112", "cae-64"], out=tmp_path / "mixed.png", folder=tmp_path)
 
 
 def test_astronaut_face_is_the_face():
@@ -249,9 +291,9 @@ def test_demo_on_user_images_and_a_bad_path(tmp_path, lfw, capsys):
     photo = tmp_path / "face.jpg"
     Image.fromarray(lfw.images[0].permute(1, 2, 0).numpy()).save(photo)
     png = tmp_path / "mine.png"
-    assert main(["demo", str(photo), "--out", str(png), "--models", "cae-pixel-blur", "cae-pixel-pixelate"]) == 0
+    assert main(["demo", str(photo), "--out", str(png), "--models", "cae-pixel-blur"]) == 0
     printed = capsys.readouterr().out.splitlines()
-    assert png.exists() and sum("face.jpg" in l for l in printed) == 4  # two inputs, two models
+    assert png.exists() and sum("face.jpg" in l for l in printed) == 2  # the blurred input, the model
     notes = tmp_path / "notes.txt"
     notes.write_text("not a picture")
     assert main(["demo", str(notes), "--out", str(tmp_path / "x.png")]) == 2
