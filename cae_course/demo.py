@@ -16,7 +16,7 @@ from torch import Tensor
 
 from .data import check_int
 from .display import Table
-from .figures import LFW_FRAME, comparison_figure, demo_panels, shipped_models
+from .figures import LFW_FRAME, comparison_figure, demo_panels, largest_models, shipped_models
 from .shipped import pretrained_names, weights_dir
 
 # %% auto #0
@@ -187,14 +187,13 @@ def demo(
     models = shipped_models(names or pretrained_names(folder), folder, device)
     if not models:
         raise ValueError(f"no pretrained models in {folder or weights_dir()}")
-    sizes = {cfg.image_size for _, cfg, _ in models.values()}
-    if len(sizes) > 1 and names:
-        raise ValueError(f"the chosen models expect different image sizes {sorted(sizes)}; pick models of one size")
-    size = max(sizes)  # one figure, one crop: by default the largest models (the paper's 112), the others left out
-    if len(sizes) > 1:
-        left_out = [n for n, (_, cfg, _) in models.items() if cfg.image_size != size]
+    models, left_out = largest_models(models)  # one figure, one crop: by default the largest models (the paper's 112)
+    size = next(iter(models.values()))[1].image_size
+    if left_out and names:
+        raise ValueError(f"the chosen models expect different image sizes ({', '.join(left_out)} are not "
+                         f"{size}×{size}); pick models of one size")
+    if left_out:
         print(f"showing the models at {size}×{size}; left out (another image size): {', '.join(left_out)}", file=sys.stderr)
-        models = {n: m for n, m in models.items() if n not in left_out}
     faces = [photo_face(p, size, detect) for p in images] if images else [("astronaut", astronaut_face(size), None)]
     rows, table = [], Table()
     for face_name, face, thumbnail in faces:

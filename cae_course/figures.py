@@ -22,7 +22,7 @@ from .train import TrainConfig, reconstruct
 
 # %% auto #0
 __all__ = ['LFW_FRAME', 'ZOOMS', 'OBFUSCATED_TITLE', 'zoom_box', 'score_label', 'comparison_figure', 'shipped_models',
-           'demo_panels', 'run_result', 'results_table', 'paper_figure', 'epoch_study_figure']
+           'largest_models', 'demo_panels', 'run_result', 'results_table', 'paper_figure', 'epoch_study_figure']
 
 # %% ../nbs/09d_figures.ipynb #490de61c
 LFW_FRAME = 250  # LFW's images are 250×250; every crop of the course is centred in that frame
@@ -81,6 +81,15 @@ def shipped_models(
     names = sorted(names, key=lambda n: (order.get(n, len(order)), n))
     infos = {n: pretrained_info(n, folder) for n in names}
     return {n: (pretrained(n, device, folder), TrainConfig(**info["config"]), info) for n, info in infos.items()}
+
+
+def largest_models(
+    models: dict[str, tuple[nn.Module, TrainConfig, dict]],  # from `shipped_models`
+) -> tuple[dict[str, tuple[nn.Module, TrainConfig, dict]], list[str]]:
+    "The models of the largest image size (a figure shows one crop of a face) and the names of the others, left out."
+    size = max(cfg.image_size for _, cfg, _ in models.values())
+    kept = {n: m for n, m in models.items() if m[1].image_size == size}
+    return kept, [n for n in models if n not in kept]
 
 
 def demo_panels(
@@ -145,12 +154,13 @@ def paper_figure(
 ):
     "The paper's figures 1–4 with the shipped models: a test face, obfuscated, and every model that undoes `kind`."
     names = [n for n in pretrained_names(folder) if pretrained_info(n, folder)["config"]["obfuscation"] == kind]
-    models = shipped_models(names, folder)
+    models, left_out = largest_models(shipped_models(names, folder))
     size = next(iter(models.values()))[1].image_size
     face = split_faces(faces, "test", index + 1, size)[index]
     provenance = ", ".join(sorted({info["provenance"] for _, _, info in models.values()}))
+    others = f" · not shown (another crop size): {', '.join(left_out)}" if left_out else ""
     return comparison_figure([(face.float() / 255, demo_panels(face, models))],
-                             f"test face {index} · {OBFUSCATED_TITLE[kind]} · models: {provenance} · "
+                             f"test face {index} · {OBFUSCATED_TITLE[kind]} · {size}² · models: {provenance}{others}\n"
                              "this image's PSNR / SSIM, then the test set's")
 
 

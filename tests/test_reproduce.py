@@ -276,7 +276,7 @@ def test_demo_leaves_out_another_size_and_refuses_to_mix_sizes(tmp_path, capsys)
     table = demo(out=tmp_path / "demo.png", folder=tmp_path)
     assert {r["model"] for r in table} == {"cae-112", "blur input"}
     assert "left out (another image size): cae-64" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="different image sizes"):
+    with pytest.raises(ValueError, match="pick models of one size"):
         demo(names=["cae-112", "cae-64"], out=tmp_path / "mixed.png", folder=tmp_path)
 
 
