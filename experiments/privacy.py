@@ -8,10 +8,13 @@ models were trained on the paper's by-image split, whose test identities they ha
     python experiments/privacy.py                  # CPU: two pixel-loss CAEs, 256 steps each (17 min on a shared
                                                    # 2-core machine; 4 min once the models are trained)
     python experiments/privacy.py --steps 2000 --models cae-pixel-blur cae-mixed-blur cae-pixel-pixelate cae-mixed-pixelate
+    nohup python experiments/privacy.py --epochs 15 > privacy.log 2>&1 &   # the paper's scale: 15 epochs of all the
+                                                   # training identities' faces (hours on a CPU; resumable: run again)
 
 Writes results/privacy_reid.json (rates with 95 % intervals, per-probe outcomes, command, machine, date) and
 results/privacy_examples.pt (a few faces re-identified only after reconstruction, and the reverse).
-Trained models are kept in runs/privacy/<name>/ (ignored by git) and reused when the configuration matches.
+Trained models are kept in ~/.cache/cae_course/privacy/<name>-<length>/ and reused (or resumed) when the configuration
+matches.
 """
 import argparse
 import dataclasses
@@ -33,20 +36,25 @@ from cae_course.train import TrainConfig, fit, load_checkpoint, load_model, reco
 IMAGE_SIZE = 112  # dlib's face chips need the whole face: the 64×64 quick crop cuts it at the brows and lips
 
 
-def model_config(name: str, steps: int, seed: int) -> TrainConfig:
-    "The training configuration of a model called `<arch>-<loss>-<obfuscation>`, e.g. cae-pixel-blur."
+RUNS = Path.home() / ".cache" / "cae_course" / "privacy"  # outside the work tree: no checkout can remove a run
+
+
+def model_config(name: str, steps: int, epochs: int | None, seed: int) -> TrainConfig:
+    "Config of `<arch>-<loss>-<obfuscation>` (e.g. cae-pixel-blur): `steps` on a subset, or `epochs` over every face."
     arch, loss, obfuscation = name.split("-")
-    return TrainConfig(arch=arch, loss=loss, obfuscation=obfuscation, epochs=1, n_train=steps * 8, n_valid=128,
-                       image_size=IMAGE_SIZE, seed=seed)
+    length = dict(epochs=epochs) if epochs else dict(epochs=1, n_train=steps * 8, n_valid=128)
+    return TrainConfig(arch=arch, loss=loss, obfuscation=obfuscation, image_size=IMAGE_SIZE, seed=seed, **length)
 
 
 def trained_model(name: str, cfg: TrainConfig, faces: LFW, device) -> tuple[torch.nn.Module, dict]:
-    "Train `cfg` on `faces` into runs/privacy/<name>, or reuse the run there when its configuration is the same."
-    out = ROOT / "runs" / "privacy" / name
+    "Train `cfg` on `faces` into RUNS/<name>-<length>: reuse a finished run of the same configuration, resume a stopped one."
+    out = RUNS / f"{name}-{f'{cfg.epochs}ep' if cfg.n_train is None else f'{cfg.n_train // 8}steps'}"
     ckpt = out / "checkpoint.pt"
-    reused = ckpt.exists() and load_checkpoint(ckpt)["config"] == dataclasses.asdict(cfg)
+    saved = load_checkpoint(ckpt) if ckpt.exists() else None
+    same = saved is not None and saved["config"] == dataclasses.asdict(cfg)
+    reused = same and "partial" not in saved and saved["epoch"] >= cfg.epochs
     if not reused:
-        fit(cfg, faces, out_dir=out, device=device, progress=False)
+        fit(cfg, faces, out_dir=out, resume=same, device=device, progress=cfg.n_train is None)
     model, _ = load_model(ckpt, device)
     return model, {"reused_checkpoint": reused, "history": load_checkpoint(ckpt)["history"]}
 
@@ -55,6 +63,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=["cae-pixel-blur", "cae-pixel-pixelate"])
     parser.add_argument("--steps", type=int, default=256, help="training steps of batch 8 per model")
+    parser.add_argument("--epochs", type=int, default=None, help="instead of --steps: epochs over every training face")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--examples", type=int, default=2, help="faces of each kind to keep for the notebook")
     args = parser.parse_args()
@@ -75,7 +84,7 @@ def main():
 
     models, conditions, probe_views = {}, {}, {"clean": probe_images}
     for name in args.models:
-        cfg = model_config(name, args.steps, args.seed)
+        cfg = model_config(name, args.steps, args.epochs, args.seed)
         model, info = trained_model(name, cfg, seen_faces, device)
         models[name] = {"config": dataclasses.asdict(cfg), **info}
         _, obfuscated, restored = reconstruct(model, probe_images, cfg)
