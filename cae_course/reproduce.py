@@ -235,10 +235,10 @@ def is_packed(
     out: Path,  # its results folder
     dest: Path,  # a weights folder
 ) -> bool:
-    "True when `dest` already holds the model of `exp`'s reported snapshot in `out` (same scale, same float scores)."
+    "True when `dest` holds the model of `exp`'s reported snapshot in `out` (same float scores), packed with its gate scores."
     packed, record = read_json(dest / f"{exp.name}.json"), read_json(out / exp.name / "test.json", {})
     epoch = str((read_json(out / exp.name / "config.json") or {}).get("reported_epoch"))
-    return bool(packed) and packed["test"]["float"] == record.get("epochs", {}).get(epoch)
+    return bool(packed) and "gate" in packed and packed["test"]["float"] == record.get("epochs", {}).get(epoch)
 
 # %% ../nbs/09c_runner.ipynb #gatefn01
 def quality_gate(
