@@ -9,6 +9,7 @@ import dataclasses
 import math
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -31,9 +32,9 @@ from .storage import save_atomic, write_json
 
 # %% auto #0
 __all__ = ['TrainConfig', 'prepare_faces', 'make_batch', 'NonFiniteLossError', 'StopTraining', 'cpu_has_amx', 'engine_mode',
-           'autocast', 'to_layout', 'learning_rate', 'epoch_batches', 'EpochProgress', 'train_epoch', 'reconstruct',
-           'evaluate', 'build_model', 'load_model', 'distributed_context', 'average_buffers', 'Run', 'save_samples',
-           'fit']
+           'denormals_flushed', 'autocast', 'to_layout', 'learning_rate', 'epoch_batches', 'EpochProgress',
+           'train_epoch', 'reconstruct', 'evaluate', 'build_model', 'load_model', 'distributed_context',
+           'average_buffers', 'Run', 'save_samples', 'fit']
 
 # %% ../nbs/07_train.ipynb #0db563c7
 @dataclass
@@ -116,6 +117,19 @@ def engine_mode(
     fast_bf16 = device.type == "cuda" or (device.type == "cpu" and cpu_has_amx())
     return {"device": device.type, "precision": "bf16" if cfg.bf16 and fast_bf16 else "fp32",
             "channels_last": cfg.channels_last and device.type in ("cuda", "cpu")}
+
+
+@contextmanager
+def denormals_flushed(
+    device: torch.device,  # the training device
+):
+    "On a CPU, treat denormal floats as zero inside the block, then return to PyTorch's default; elsewhere a no-op."
+    flushing = device.type == "cpu" and torch.set_flush_denormal(True)  # False where the CPU cannot
+    try:
+        yield
+    finally:
+        if flushing:
+            torch.set_flush_denormal(False)
 
 
 def autocast(
@@ -395,9 +409,10 @@ def fit(
         at = EpochProgress(**partial) if partial and partial["epoch"] == epoch else EpochProgress(epoch)
         partial = None
         try:
-            train_loss = train_epoch(model, opt, loss_fn, train_faces, cfg, at, on_step=on_step,
-                                     should_stop=should_stop, save_every=save_every, save=save,
-                                     show_progress=progress, step_model=step_model, rank=rank, world=world)
+            with denormals_flushed(device):
+                train_loss = train_epoch(model, opt, loss_fn, train_faces, cfg, at, on_step=on_step,
+                                         should_stop=should_stop, save_every=save_every, save=save,
+                                         show_progress=progress, step_model=step_model, rank=rank, world=world)
         except StopTraining:
             run.stopped = True
             if at.step:
