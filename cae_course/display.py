@@ -94,5 +94,5 @@ class Table(list):
     def _repr_markdown_(self):
         cols = list(self[0])
         lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-        lines += ["| " + " | ".join(f"{r[c]:,}" if isinstance(r[c], int) else str(r[c]) for c in cols) + " |" for r in self]
+        lines += ["| " + " | ".join(f"{r[c]:,}" if isinstance(r[c], int) and not isinstance(r[c], bool) else str(r[c]) for c in cols) + " |" for r in self]
         return "\n".join(lines)
