@@ -254,7 +254,7 @@ def test_the_gate_fails_a_broken_model(lfw, tmp_path):
 def test_demo_on_the_astronaut(tmp_path):
     png = tmp_path / "demo.png"
     table = demo(out=png)
-    assert Image.open(png).size[0] > 500
+    assert Image.open(png).size[0] >= 150 * len(table)  # a panel per row of the table
     size = max(pretrained_config(n).image_size for n in PAPER_RUNS)  # by default: the models of the largest size
     shown = {n for n in PAPER_RUNS if pretrained_config(n).image_size == size}
     inputs = {f"{pretrained_config(n).obfuscation} input" for n in shown}
@@ -297,8 +297,8 @@ def test_demo_on_user_images_and_a_bad_path(tmp_path, lfw, capsys):
     notes = tmp_path / "notes.txt"
     notes.write_text("not a picture")
     assert main(["demo", str(notes), "--out", str(tmp_path / "x.png")]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("cae-course demo: error:") and "notes.txt" in err and "\n" not in err
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # after the note on the models left out, if any
+    assert err.startswith("cae-course demo: error:") and "notes.txt" in err
     assert not (tmp_path / "x.png").exists()
 
 
