@@ -192,9 +192,9 @@ def demo(
     if left_out and names:
         raise ValueError(f"the chosen models expect different image sizes ({', '.join(left_out)} are not "
                          f"{size}×{size}); pick models of one size")
-    if left_out:
-        print(f"showing the models at {size}×{size}; left out (another image size): {', '.join(left_out)}", file=sys.stderr)
     faces = [photo_face(p, size, detect) for p in images] if images else [("astronaut", astronaut_face(size), None)]
+    if left_out:  # said once the photos have been read: a bad photo's error stays the only line
+        print(f"showing the models at {size}×{size}; left out (another image size): {', '.join(left_out)}", file=sys.stderr)
     rows, table = [], Table()
     for face_name, face, thumbnail in faces:
         panels = demo_panels(face.to(device), models)
