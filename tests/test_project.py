@@ -1,5 +1,5 @@
 """The project's own promises: one environment description, README = index notebook, CI runs the README's
-test command, and the exported library is in sync with the notebooks."""
+test command, the exported library is in sync with the notebooks, and the README's table of finished runs is `results/`."""
 import configparser
 import filecmp
 import json
@@ -70,3 +70,32 @@ def test_library_is_in_sync_with_notebooks(tmp_path):
     assert not (cmp.diff_files or cmp.left_only or cmp.right_only), (
         f"run nbdev_export and commit: differing {cmp.diff_files}, only in repo {cmp.left_only}, "
         f"only after export {cmp.right_only}")
+
+
+NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight")
+
+
+def test_readme_reproduction_table_is_the_results_folder():
+    "Every finished run in results/ has a README row whose numbers are that run's (and no other rows exist)."
+    from cae_course.paper import EXPERIMENTS
+
+    readme = (ROOT / "README.md").read_text()
+    rows = {m[1]: [c.strip() for c in m[2].split("|")] for m in re.finditer(r"^\| `([\w.-]+)` \|(.+)\|$", readme, re.M)}
+    finished = {p.name for p in (ROOT / "results").iterdir()
+                if json.loads((p / "test.json").read_text() if (p / "test.json").exists() else "{}").get("complete")}
+    assert set(rows) == finished
+    for exp in EXPERIMENTS:
+        if exp.name not in rows:
+            continue
+        epoch = json.loads((ROOT / "results" / exp.name / "config.json").read_text())["reported_epoch"]
+        m = json.loads((ROOT / "results" / exp.name / "test.json").read_text())["epochs"][str(epoch)]
+        _, _, epochs, ours, baseline, paper = rows[exp.name]
+        assert epochs == str(epoch), exp.name
+        assert ours.strip("*") == f"{m['psnr']:.2f} / {m['ssim']:.3f}", exp.name
+        assert baseline == f"{m['input_psnr']:.2f} / {m['input_ssim']:.3f}", exp.name
+        assert paper == f"{exp.paper[0]:.2f} / {exp.paper[1]:.2f}", exp.name
+    standins = len(EXPERIMENTS) - len(finished)
+    if standins:
+        assert f"The other {NUMBER_WORDS[standins]} models are still small CPU stand-ins" in " ".join(readme.split())
+    else:
+        assert "stand-in" not in readme
