@@ -65,5 +65,5 @@ def list_pretrained(
         rows.append({"name": name, "model": info["label"], "undoes": info["config"]["obfuscation"],
                      "provenance": info["provenance"], "image": f"{info['config']['image_size']}²",
                      "steps": info["steps"], "test PSNR / SSIM": f"{m['psnr']:.2f} / {m['ssim']:.3f}",
-                     "on": f"{info['test']['faces']} faces"})
+                     "on": f"{info['test']['faces']:,} faces"})
     return Table(rows)
