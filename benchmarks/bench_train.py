@@ -72,7 +72,7 @@ def time_engine(cfg: TrainConfig, faces: torch.Tensor, device: torch.device, ste
     model = engine.build_model(cfg, device)
     step_model = torch.compile(model) if cfg.compile else model
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    loss_fn = make_loss(cfg.loss, rho=cfg.rho if cfg.loss == "mixed" else None, weights=cfg.vgg16).to(device)
+    loss_fn = engine.build_loss(cfg, device)
     run = lambda images: train_epoch(model, opt, loss_fn, images, cfg, EpochProgress(1), show_progress=False,
                                      step_model=step_model)
     with patch.object(engine, "cpu_has_amx", lambda: True) if force_bf16 else contextlib.nullcontext():

@@ -32,7 +32,7 @@ from .storage import save_atomic, write_json
 # %% auto #0
 __all__ = ['CPU_FLUSHES_DENORMALS', 'TrainConfig', 'prepare_faces', 'make_batch', 'NonFiniteLossError', 'StopTraining',
            'cpu_has_amx', 'engine_mode', 'autocast', 'to_layout', 'learning_rate', 'epoch_batches', 'EpochProgress',
-           'train_epoch', 'reconstruct', 'evaluate', 'build_model', 'load_model', 'distributed_context',
+           'train_epoch', 'reconstruct', 'evaluate', 'build_model', 'build_loss', 'load_model', 'distributed_context',
            'average_buffers', 'Run', 'save_samples', 'fit']
 
 # %% ../nbs/07_train.ipynb #0db563c7
@@ -214,9 +214,9 @@ def train_epoch(
             raise StopTraining(f"stopped at epoch {progress.epoch}, step {step}")
         for group in opt.param_groups:
             group["lr"] = learning_rate(cfg, done_before + step - 1, total_steps)
-        x, y = make_batch(images[idx.to(device)], cfg)
+        x, y = (to_layout(t, device, cfg) for t in make_batch(images[idx.to(device)], cfg))
         with autocast(device, cfg):
-            pred = (step_model or model)(to_layout(x, device, cfg))
+            pred = (step_model or model)(x)
             loss = loss_fn(pred.float(), y) + cfg.beta * model.extra_loss()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -283,6 +283,16 @@ def build_model(
     "The configured model, on `device`, in the memory layout `engine_mode` chooses."
     device = torch.device(device)
     return to_layout(make_model(cfg.arch, image_size=cfg.image_size).to(device), device, cfg)
+
+
+def build_loss(
+    cfg: TrainConfig,  # loss, rho and vgg16
+    device: torch.device | str,  # where to put it
+) -> nn.Module:
+    "The configured loss, on `device`, in the memory layout `engine_mode` chooses (VGG16 convolves like the model)."
+    device = torch.device(device)
+    loss = make_loss(cfg.loss, rho=cfg.rho if cfg.loss == "mixed" else None, weights=cfg.vgg16).to(device)
+    return to_layout(loss, device, cfg)
 
 
 def load_model(
@@ -377,7 +387,7 @@ def fit(
     train_faces, valid_faces = prepare_faces(faces, cfg, device)
     model = build_model(cfg, device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    loss_fn = make_loss(cfg.loss, rho=cfg.rho if cfg.loss == "mixed" else None, weights=cfg.vgg16).to(device)
+    loss_fn = build_loss(cfg, device)
     run, mode = Run(model, cfg, out_dir=out_dir), engine_mode(device, cfg)
     partial = None
     if resume:
