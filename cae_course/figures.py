@@ -5,6 +5,7 @@
 # %% ../nbs/09d_figures.ipynb #111e3be7
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -158,9 +159,10 @@ def paper_figure(
     size = next(iter(models.values()))[1].image_size
     face = split_faces(faces, "test", index + 1, size)[index]
     provenance = ", ".join(sorted({info["provenance"] for _, _, info in models.values()}))
-    others = f" · not shown (another crop size): {', '.join(left_out)}" if left_out else ""
+    # the models left out get lines of their own: a wide title would make the figure wide and its faces small
+    others = textwrap.fill(f"not shown (another crop size): {', '.join(left_out)}", 64, break_on_hyphens=False) + "\n" if left_out else ""
     return comparison_figure([(face.float() / 255, demo_panels(face, models))],
-                             f"test face {index} · {OBFUSCATED_TITLE[kind]} · {size}² · models: {provenance}{others}\n"
+                             f"test face {index} · {OBFUSCATED_TITLE[kind]} · {size}² · models: {provenance}\n{others}"
                              "this image's PSNR / SSIM, then the test set's")
 
 
