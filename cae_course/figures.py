@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from .data import LFW, split_faces
@@ -23,7 +24,8 @@ from .train import TrainConfig, reconstruct
 
 # %% auto #0
 __all__ = ['LFW_FRAME', 'ZOOMS', 'OBFUSCATED_TITLE', 'zoom_box', 'score_label', 'comparison_figure', 'shipped_models',
-           'largest_models', 'demo_panels', 'run_result', 'results_table', 'paper_figure', 'epoch_study_figure']
+           'largest_models', 'demo_panels', 'run_result', 'results_table', 'learning_curves', 'paper_figure',
+           'epoch_study_figure']
 
 # %% ../nbs/09d_figures.ipynb #490de61c
 LFW_FRAME = 250  # LFW's images are 250×250; every crop of the course is centred in that frame
@@ -145,6 +147,24 @@ def results_table(
                          "SSIM [−1, 1]": f"{r['ssim_pm1']:.3f}" if r else "—", "paper": fmt(*e.paper),
                          "train time": f"{r['seconds'] / 60:.1f} min" if r else "—", "device": r["device"] if r else "—"})
     return Table(rows)
+
+
+def learning_curves(
+    out: str | Path,  # a results folder written by `reproduce`
+) -> Figure:
+    "Validation PSNR after every epoch of each run in `out`, one panel per obfuscation, its obfuscated input dashed."
+    fig = Figure(figsize=(10, 3.2), dpi=80)
+    for ax, (kind, title) in zip(fig.subplots(1, 2), OBFUSCATED_TITLE.items()):
+        histories = {e.label: read_json(Path(out) / e.name / "history.json", []) for e in EXPERIMENTS if e.obfuscation == kind}
+        histories = {label: h for label, h in histories.items() if h}
+        for label, history in histories.items():
+            ax.plot([r["epoch"] for r in history], [r["valid_psnr"] for r in history], "o-", ms=3, label=label)
+        if histories:
+            ax.axhline(next(iter(histories.values()))[0]["valid_input_psnr"], ls="--", color="gray", label=f"{title} input")
+            ax.legend(fontsize=7)
+        ax.set(title=f"{title} faces", xlabel="epoch", ylabel="validation PSNR (dB)")
+    fig.tight_layout()
+    return fig
 
 
 def paper_figure(
