@@ -6,9 +6,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -25,8 +27,8 @@ from .reproduce import reproduce
 from .train import TrainConfig, evaluate, fit, load_model
 
 # %% auto #0
-__all__ = ['field_help', 'add_config_options', 'train_command', 'evaluate_command', 'output_paths', 'deobfuscate_files',
-           'deobfuscate_command', 'reproduce_command', 'demo_command', 'make_parser', 'main']
+__all__ = ['field_help', 'add_config_options', 'stop_on_signals', 'train_command', 'evaluate_command', 'output_paths',
+           'deobfuscate_files', 'deobfuscate_command', 'reproduce_command', 'demo_command', 'make_parser', 'main']
 
 # %% ../nbs/07b_cli.ipynb #d0dc744f
 def field_help(cls) -> dict[str, str]:
@@ -49,13 +51,38 @@ def add_config_options(
         parser.add_argument(flag, type=convert, default=None, metavar=f.name.upper(),
                             help=f"{helps.get(f.name, '')} (paper: {f.default})")
 
+# %% ../nbs/07b_cli.ipynb #dc47d205
+@contextlib.contextmanager
+def stop_on_signals(
+    signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM),  # the signals that ask for a clean stop
+):
+    "Within the block the first of `signals` only sets a flag, which the yielded `should_stop()` reads; a second acts as usual."
+    received = []
+
+    def handler(signum, frame):
+        received.append(signum)
+        signal.signal(signum, previous[signum])  # the next one acts as it would have
+        print(f"\n{signal.Signals(signum).name}: stopping after this step; the run is saved and resumes next time "
+              "(send it again to stop at once)", file=sys.stderr, flush=True)
+
+    previous = {s: signal.signal(s, handler) for s in signals if signal.getsignal(s) is not signal.SIG_IGN}  # nohup &c.
+    try:
+        yield lambda: bool(received)
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
 # %% ../nbs/07b_cli.ipynb #a1169e95
 def train_command(args) -> int:
     "`cae-course train`: build the configuration from the options and the course scale, then `fit`."
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if getattr(args, f.name) is not None}
     cfg = TrainConfig(**overrides) if args.paper else TrainConfig.for_scale(**overrides)
     faces = load_lfw(args.data)
-    run = fit(cfg, faces, out_dir=args.out, resume=args.resume)
+    alone = int(os.environ.get("WORLD_SIZE", 1)) == 1  # under torchrun, ranks caught at different steps would hang
+    with stop_on_signals() if alone else contextlib.nullcontext() as should_stop:
+        run = fit(cfg, faces, out_dir=args.out, resume=args.resume, should_stop=should_stop)
+    if run.stopped:
+        print(f"stopped after epoch {len(run.history)}; continue with the same command and --resume", file=sys.stderr)
     if run.history and int(os.environ.get("RANK", 0)) == 0:
         print(json.dumps(run.history[-1]))
     return 0
@@ -131,8 +158,9 @@ def deobfuscate_command(args) -> int:
 # %% ../nbs/07b_cli.ipynb #ec21c471
 def reproduce_command(args) -> int:
     "`cae-course reproduce`: train, resume or skip every run; print where each stands."
-    records = reproduce(args.out, args.scale, args.work, data=args.data, only=args.only, stop_after=args.stop_after,
-                        pack_into=args.pack_into, command=" ".join(["cae-course", *args.argv]))
+    with stop_on_signals() as should_stop:
+        records = reproduce(args.out, args.scale, args.work, data=args.data, only=args.only, stop_after=args.stop_after,
+                            should_stop=should_stop, pack_into=args.pack_into, command=" ".join(["cae-course", *args.argv]))
     for name, rec in records.items():
         print(f"{name:<22} {'complete' if rec['complete'] else 'stopped, resumes next time'}: "
               f"test epochs {', '.join(rec['epochs']) or 'none yet'}")
@@ -197,7 +225,7 @@ def make_parser() -> argparse.ArgumentParser:
     rep.add_argument("--data", help="LFW archive or folder")
     rep.add_argument("--only", nargs="+", metavar="RUN", help="run only these experiments")
     rep.add_argument("--stop-after", type=float, metavar="SECONDS", help="stop cleanly after this long (resumable)")
-    rep.add_argument("--pack-into", metavar="DIR", help="when all runs are complete, pack the models into DIR "
+    rep.add_argument("--pack-into", metavar="DIR", help="pack each run's model into DIR as soon as the run is complete "
                      "(cae_course/weights replaces the shipped ones)")
     rep.set_defaults(run=reproduce_command)
 

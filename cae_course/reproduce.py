@@ -138,6 +138,7 @@ def reproduce(
     data: str | Path | None = None,  # LFW archive or folder (see `load_lfw`)
     only: list[str] | None = None,  # run only these experiments (names from `EXPERIMENTS`)
     stop_after: float | None = None,  # stop (cleanly, resumable) after this many seconds
+    should_stop: Callable[[], bool] | None = None,  # polled between steps; True stops (cleanly, resumable)
     pack_into: str | Path | None = None,  # pack each run's model into this weights folder as soon as the run is complete
     device: torch.device | str | None = None,  # None: `default_device()`
     vgg16: str | None = None,  # a local VGG16 state dict for the perceptual losses
@@ -149,8 +150,8 @@ def reproduce(
     chosen = [experiment(name) for name in only] if only else list(EXPERIMENTS)
     out = Path(out or ("results" if scale.name == "full" else f"results-{scale.name}"))
     work = Path(work or f"runs/reproduce-{scale.name}")
-    deadline = None if stop_after is None else time.monotonic() + stop_after
-    should_stop = None if deadline is None else (lambda: time.monotonic() > deadline)
+    deadline, asked = time.monotonic() + (stop_after if stop_after is not None else float("inf")), should_stop
+    should_stop = lambda: time.monotonic() > deadline or bool(asked and asked())
     faces = faces if faces is not None else load_lfw(data, progress=progress)
     device = torch.device(device or default_device())
     out.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@
 #     bash experiments/reproduce_background.sh            # (re)start: continues from the last checkpoint
 #     bash experiments/reproduce_background.sh --only cae-pixel-blur
 #     tail -c 400 ~/.cache/cae_course/reproduce/log.txt   # progress
+#     kill $(pgrep -f 'cae_course.cli reproduce')           # stop: it saves the current step, and resumes there
 #
 # Results and checkpoints live outside the work tree (~/.cache/cae_course/reproduce/{results,work}) so that no
 # checkout can remove them; copy a finished run's results/<name>/ into the repo and pack its model (chapter 09c).

@@ -1,7 +1,10 @@
 """The `cae-course` command: train, evaluate and deobfuscate through `main`, and the installed console script."""
 import json
 import os
+import signal
 import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -10,7 +13,7 @@ from PIL import Image
 from cae_course.cli import main, make_parser
 from cae_course.data import split_faces
 from cae_course.shipped import pretrained_info
-from cae_course.train import Run, evaluate, load_model
+from cae_course.train import Run, evaluate, load_checkpoint, load_model
 
 TINY = ["--n-train", "16", "--n-valid", "8", "--image-size", "32", "--epochs", "1"]
 
@@ -137,3 +140,23 @@ def test_missing_checkpoint_is_a_clean_error(tmp_path, capsys):
 def test_console_script_is_installed():
     done = subprocess.run(["cae-course", "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "deobfuscate" in done.stdout
+
+
+def test_sigterm_saves_the_run_and_resume_finishes_it(tmp_path, lfw):
+    "`kill` (SIGTERM) stops training between two steps with a checkpoint; the same command with --resume ends the run."
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "cae_course.cli", "train", "--out", str(out), "--n-train", "512", "--n-valid", "8",
+               "--image-size", "32", "--epochs", "2"]
+    job = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not (out / "history.json").exists() and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # the first epoch's end: its checkpoint and history are written
+    job.send_signal(signal.SIGTERM)
+    stderr = job.communicate(timeout=120)[1]
+    assert job.returncode == 0, stderr[-2000:]
+    assert "SIGTERM: stopping after this step" in stderr and "stopped after epoch 1" in stderr
+    saved = load_checkpoint(out / "checkpoint.pt")
+    assert len(saved["history"]) == 1 and saved.get("partial", {"epoch": 2})["epoch"] == 2
+    done = subprocess.run(command + ["--resume"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert [row["epoch"] for row in load_checkpoint(out / "checkpoint.pt")["history"]] == [1, 2]
