@@ -77,22 +77,18 @@ NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "ei
 
 def test_readme_reproduction_table_is_the_results_folder():
     "Every finished run in results/ has a README row whose numbers are that run's (and no other rows exist)."
+    from cae_course.figures import run_result
     from cae_course.paper import EXPERIMENTS
 
     readme = (ROOT / "README.md").read_text()
     rows = {m[1]: [c.strip() for c in m[2].split("|")] for m in re.finditer(r"^\| `([\w.-]+)` \|(.+)\|$", readme, re.M)}
-    finished = {p.name for p in (ROOT / "results").iterdir()
-                if json.loads((p / "test.json").read_text() if (p / "test.json").exists() else "{}").get("complete")}
-    assert set(rows) == finished
-    for exp in EXPERIMENTS:
-        if exp.name not in rows:
-            continue
-        epoch = json.loads((ROOT / "results" / exp.name / "config.json").read_text())["reported_epoch"]
-        m = json.loads((ROOT / "results" / exp.name / "test.json").read_text())["epochs"][str(epoch)]
+    finished = {exp: r for exp in EXPERIMENTS if (r := run_result(ROOT / "results", exp))}
+    assert set(rows) == {exp.name for exp in finished}
+    for exp, r in finished.items():
         _, _, epochs, ours, baseline, paper = rows[exp.name]
-        assert epochs == str(epoch), exp.name
-        assert ours.strip("*") == f"{m['psnr']:.2f} / {m['ssim']:.3f}", exp.name
-        assert baseline == f"{m['input_psnr']:.2f} / {m['input_ssim']:.3f}", exp.name
+        assert epochs == str(r["epochs"]), exp.name
+        assert ours.strip("*") == f"{r['psnr']:.2f} / {r['ssim']:.3f}", exp.name
+        assert baseline == f"{r['input_psnr']:.2f} / {r['input_ssim']:.3f}", exp.name
         assert paper == f"{exp.paper[0]:.2f} / {exp.paper[1]:.2f}", exp.name
     standins = len(EXPERIMENTS) - len(finished)
     if standins:
