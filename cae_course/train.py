@@ -216,7 +216,7 @@ def train_epoch(
             group["lr"] = learning_rate(cfg, done_before + step - 1, total_steps)
         x, y = (to_layout(t, device, cfg) for t in make_batch(images[idx.to(device)], cfg))
         with autocast(device, cfg):
-            pred = (step_model or model)(x)
+            pred = (model if step_model is None else step_model)(x)
             loss = loss_fn(pred.float(), y) + cfg.beta * model.extra_loss()
         opt.zero_grad(set_to_none=True)
         loss.backward()
