@@ -6,9 +6,12 @@
 #     bash experiments/reproduce_background.sh --only cae-pixel-blur
 #     tail -c 400 ~/.cache/cae_course/reproduce/log.txt   # progress
 #     kill $(pgrep -f 'cae_course.cli reproduce')           # stop: it saves the current step, and resumes there
+#     python experiments/park_runs.py park                   # end of a session: then commit runs-parked/
 #
 # Results and checkpoints live outside the work tree (~/.cache/cae_course/reproduce/{results,work}) so that no
 # checkout can remove them; copy a finished run's results/<name>/ into the repo and pack its model (chapter 09c).
+# A session may start on a fresh machine with an empty ~/.cache: the runs parked in the repository at the end of the
+# last session (experiments/park_runs.py park, committed) are put back first, so they resume instead of starting over.
 # The run imports a frozen copy of the library (~/.cache/cae_course/code, taken from the committed HEAD when the
 # script starts) so that editing the notebooks while it trains cannot break it or change it half-way.
 set -euo pipefail
@@ -19,6 +22,7 @@ if pgrep -f "cae_course.cli reproduce" >/dev/null; then echo "already running (p
 mkdir -p "$R"
 rm -rf "$CODE" && mkdir -p "$CODE" && git -C "$REPO" archive HEAD cae_course | tar -x -C "$CODE"
 . "$REPO/.venv/bin/activate"
+python "$REPO/experiments/park_runs.py" unpark --from "$R"
 export PYTHONPATH="$CODE"
 export CAE_COURSE_LFW="${CAE_COURSE_LFW:-$REPO/../shared/data/lfw-deepfunneled.tgz}"
 export CAE_COURSE_VGG16="${CAE_COURSE_VGG16:-$REPO/../shared/weights/vgg16_features.pth}"

@@ -1,0 +1,91 @@
+"""Keep the background reproduction's unfinished runs across machines: `park` copies each unfinished run's checkpoint
+(and the files it cannot be finished without) from the reproduction's folder into runs-parked/<run>/ in the repository,
+to be committed at the end of a working session; `unpark` puts them back where no newer checkpoint is, and
+experiments/reproduce_background.sh does that by itself before it starts. Why: a paper-scale run on a 2-core CPU
+outlasts a session (a perceptual run takes about three hours), and a session may start on a fresh machine whose
+~/.cache is empty; without a parked checkpoint the run would start over every time.
+
+What is parked, per run: work/<run>/checkpoint.pt (weights, Adam state, history, random state, the position within the
+epoch), the snapshot of the reported epoch if it was taken (pack_model needs it), and results/<run>/ (the test
+scores and figure-6 reconstructions taken so far). A run that has finished everything it has to do is unparked and
+its folder removed by `park` (commit the removal with the finished results).
+
+Usage: python experiments/park_runs.py park|unpark [--from ~/.cache/cae_course/reproduce]
+"""
+import argparse
+import os
+import shutil
+from pathlib import Path
+
+from cae_course.checkpoint import load_checkpoint
+from cae_course.paper import EXPERIMENTS, ReproScale, reported_epoch, snapshot_epochs
+from cae_course.storage import read_json
+
+ROOT = Path(__file__).resolve().parents[1]
+PARKED = ROOT / "runs-parked"
+
+
+def copy_file(src: Path, dst: Path):
+    "Copy `src` to `dst` whole or not at all (a `.part` file renamed at the end)."
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    part = dst.with_name(dst.name + ".part")
+    shutil.copy2(src, part)
+    os.replace(part, dst)
+
+
+def finished(exp, results: Path) -> bool:
+    "Has the run scored every epoch it is evaluated at (its reported one and, for figure 6's runs, the study's)?"
+    record = read_json(results / exp.name / "test.json", {"epochs": {}})
+    if not record["epochs"]:
+        return False
+    scale = ReproScale.of_results(results)
+    return {str(e) for e in snapshot_epochs(exp, scale)} <= set(record["epochs"])
+
+
+def park(source: Path):
+    "Copy every unfinished run with a checkpoint into runs-parked/; drop the parked copies of finished runs."
+    for exp in EXPERIMENTS:
+        ckpt, dest = source / "work" / exp.name / "checkpoint.pt", PARKED / exp.name
+        if not ckpt.exists() or finished(exp, source / "results"):
+            if dest.exists():
+                shutil.rmtree(dest)
+                print(f"{exp.name}: finished, parked copy removed")
+            continue
+        state = load_checkpoint(ckpt, arch=exp.arch)
+        snapshot = f"snapshots/epoch_{reported_epoch(exp, ReproScale.of_results(source / 'results')):02d}.pt"
+        files = ["checkpoint.pt"] + ([snapshot] if (source / "work" / exp.name / snapshot).exists() else [])
+        for name in files:
+            copy_file(source / "work" / exp.name / name, dest / "work" / name)
+        for f in (source / "results" / exp.name).glob("*"):
+            copy_file(f, dest / "results" / f.name)
+        step = state.get("partial", {}).get("step", 0)
+        print(f"{exp.name}: parked after epoch {state['epoch']} (+ {step} steps of the next)")
+
+
+def unpark(source: Path):
+    "Put each parked run back into the reproduction's folder, unless that folder has a checkpoint of it or results/ has it finished."
+    for exp in EXPERIMENTS:
+        name = exp.name
+        if not (PARKED / name / "work" / "checkpoint.pt").exists():
+            continue
+        if (source / "work" / name / "checkpoint.pt").exists() or finished(exp, ROOT / "results"):
+            print(f"{name}: {source} has its own checkpoint, or results/ has it finished; parked copy not used")
+            continue
+        for part in ("work", "results"):
+            for f in (PARKED / name / part).rglob("*"):
+                if f.is_file():
+                    copy_file(f, source / part / name / f.relative_to(PARKED / name / part))
+        print(f"{name}: unparked into {source}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("action", choices=["park", "unpark"])
+    parser.add_argument("--from", dest="source", type=Path, default=Path.home() / ".cache" / "cae_course" / "reproduce",
+                        help="the background reproduction's folder, holding results/ and work/ (default: %(default)s)")
+    args = parser.parse_args()
+    park(args.source) if args.action == "park" else unpark(args.source)
+
+
+if __name__ == "__main__":
+    main()
