@@ -1,14 +1,15 @@
-"""Keep the background reproduction's unfinished runs across machines: `park` copies each unfinished run's checkpoint
+"""Keep the background reproduction's unfinished runs across machines. `park` copies each unfinished run's checkpoint
 (and the files it cannot be finished without) from the reproduction's folder into runs-parked/<run>/ in the repository,
-to be committed at the end of a working session; `unpark` puts them back where no newer checkpoint is, and
-experiments/reproduce_background.sh does that by itself before it starts. Why: a paper-scale run on a 2-core CPU
-outlasts a session (a perceptual run takes about three hours), and a session may start on a fresh machine whose
-~/.cache is empty; without a parked checkpoint the run would start over every time.
+to be committed at the end of a working session. `unpark` puts them back where no newer checkpoint is, and copies the
+runs that results/ has finished, so that they are skipped rather than trained again; experiments/reproduce_background.sh
+calls it before it starts. Why: a paper-scale run on a 2-core CPU outlasts a session (a perceptual run takes about
+three hours), and a session may start on a fresh machine whose ~/.cache is empty; without a parked checkpoint the run
+would start over every time.
 
 What is parked, per run: work/<run>/checkpoint.pt (weights, Adam state, history, random state, the position within the
 epoch), the snapshot of the reported epoch if it was taken (pack_model needs it), and results/<run>/ (the test
-scores and figure-6 reconstructions taken so far). A run that has finished everything it has to do is unparked and
-its folder removed by `park` (commit the removal with the finished results).
+scores and figure-6 reconstructions taken so far). `park` removes the parked copy of a run that has finished
+everything it has to do (commit the removal with the finished results).
 
 Usage: python experiments/park_runs.py park|unpark [--from ~/.cache/cae_course/reproduce]
 """
@@ -42,10 +43,13 @@ def finished(exp, results: Path) -> bool:
     return {str(e) for e in snapshot_epochs(exp, scale)} <= set(record["epochs"])
 
 
-def park(source: Path):
-    "Copy every unfinished run with a checkpoint into runs-parked/; drop the parked copies of finished runs."
+def park(
+    source: Path,  # the reproduction's folder, holding results/ and work/
+    parked: Path = PARKED,  # where parked runs are kept (the repository's runs-parked/)
+):
+    "Copy every unfinished run with a checkpoint into `parked`; drop the parked copies of finished runs."
     for exp in EXPERIMENTS:
-        ckpt, dest = source / "work" / exp.name / "checkpoint.pt", PARKED / exp.name
+        ckpt, dest = source / "work" / exp.name / "checkpoint.pt", parked / exp.name
         if not ckpt.exists() or finished(exp, source / "results"):
             if dest.exists():
                 shutil.rmtree(dest)
@@ -62,20 +66,26 @@ def park(source: Path):
         print(f"{exp.name}: parked after epoch {state['epoch']} (+ {step} steps of the next)")
 
 
-def unpark(source: Path):
-    "Put each parked run back into the reproduction's folder, unless that folder has a checkpoint of it or results/ has it finished."
+def unpark(
+    source: Path,  # the reproduction's folder, holding results/ and work/
+    parked: Path = PARKED,  # where parked runs are kept (the repository's runs-parked/)
+    results: Path = ROOT / "results",  # the repository's finished runs
+):
+    "Prepare the reproduction's folder on this machine: the runs `results` has finished, and the parked unfinished ones."
     for exp in EXPERIMENTS:
-        name = exp.name
-        if not (PARKED / name / "work" / "checkpoint.pt").exists():
-            continue
-        if (source / "work" / name / "checkpoint.pt").exists() or finished(exp, ROOT / "results"):
-            print(f"{name}: {source} has its own checkpoint, or results/ has it finished; parked copy not used")
-            continue
-        for part in ("work", "results"):
-            for f in (PARKED / name / part).rglob("*"):
-                if f.is_file():
-                    copy_file(f, source / part / name / f.relative_to(PARKED / name / part))
-        print(f"{name}: unparked into {source}")
+        name, run = exp.name, parked / exp.name
+        if finished(exp, results):  # so that the reproduction skips it instead of training it again
+            if not (source / "results" / name / "test.json").exists():
+                shutil.copytree(results / name, source / "results" / name)
+                print(f"{name}: finished in {results}, copied into {source}")
+        elif (run / "work" / "checkpoint.pt").exists():
+            if (source / "work" / name / "checkpoint.pt").exists():
+                print(f"{name}: {source} has its own checkpoint; the parked one is not used")
+                continue
+            for part in ("work", "results"):
+                for f in (f for f in (run / part).rglob("*") if f.is_file()):
+                    copy_file(f, source / part / name / f.relative_to(run / part))
+            print(f"{name}: unparked into {source}")
 
 
 def main():

@@ -9,7 +9,8 @@
 #     python experiments/park_runs.py park                   # end of a session: then commit runs-parked/
 #
 # Results and checkpoints live outside the work tree (~/.cache/cae_course/reproduce/{results,work}) so that no
-# checkout can remove them; copy a finished run's results/<name>/ into the repo and pack its model (chapter 09c).
+# checkout can remove them. Each finished run's model is packed into this checkout's cae_course/weights/ at once;
+# experiments/collect_runs.py then copies its results/<name>/ into the repo (chapter 09c).
 # A session may start on a fresh machine with an empty ~/.cache: the runs parked in the repository at the end of the
 # last session (experiments/park_runs.py park, committed) are put back first, so they resume instead of starting over.
 # The run imports a frozen copy of the library (~/.cache/cae_course/code, taken from the committed HEAD when the
@@ -28,5 +29,6 @@ export CAE_COURSE_LFW="${CAE_COURSE_LFW:-$REPO/../shared/data/lfw-deepfunneled.t
 export CAE_COURSE_VGG16="${CAE_COURSE_VGG16:-$REPO/../shared/weights/vgg16_features.pth}"
 cd "$HOME"  # not the repo: its cae_course/ must not shadow the frozen copy
 echo "== $(date -u +%FT%TZ) start $(git -C "$REPO" rev-parse --short HEAD) $*" >> "$R/log.txt"
-nohup python -m cae_course.cli reproduce --scale full --out "$R/results" --work "$R/work" "$@" >> "$R/log.txt" 2>&1 &
+nohup python -m cae_course.cli reproduce --scale full --out "$R/results" --work "$R/work" \
+  --pack-into "$REPO/cae_course/weights" "$@" >> "$R/log.txt" 2>&1 &
 echo "started pid $! (log: $R/log.txt)"

@@ -132,6 +132,43 @@ def test_runner_recovers_a_missed_snapshot_and_skips_complete_runs(tiny_run, lfw
     assert (out / "cae-pixel-blur" / "test.json").read_text() == before  # complete: untouched
 
 
+def park_runs():
+    "experiments/park_runs.py as a module (it is a script, not part of the package)."
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("park_runs", ROOT / "experiments" / "park_runs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_parked_run_resumes_on_a_fresh_machine(tiny_run, lfw, tmp_path):
+    "An unfinished run parked in the repo is put back on an empty machine and finished there; finished runs are skipped."
+    root, _ = tiny_run
+    import shutil
+    old, parked, fresh = tmp_path / "old", tmp_path / "runs-parked", tmp_path / "fresh"
+    shutil.copytree(root / "results", old / "results")
+    shutil.copytree(root / "runs", old / "work")
+    path = old / "results" / "vcae-pixel-blur" / "test.json"  # vcae: trained, but its last snapshot not yet taken
+    record = json.loads(path.read_text())
+    kept = record["epochs"].pop("2")
+    path.write_text(json.dumps({**record, "complete": False}))
+    park = park_runs()
+    park.park(old, parked)
+    assert sorted(p.name for p in parked.iterdir()) == ["vcae-pixel-blur"]
+    assert (parked / "vcae-pixel-blur" / "work" / "checkpoint.pt").read_bytes() == \
+        (old / "work" / "vcae-pixel-blur" / "checkpoint.pt").read_bytes()
+    park.unpark(fresh, parked, results=old / "results")
+    assert (fresh / "work" / "vcae-pixel-blur" / "checkpoint.pt").read_bytes() == \
+        (old / "work" / "vcae-pixel-blur" / "checkpoint.pt").read_bytes()
+    again = reproduce(fresh / "results", TINY, fresh / "work", faces=lfw, device="cpu", progress=False)
+    assert again["vcae-pixel-blur"]["epochs"]["2"]["psnr"] == pytest.approx(kept["psnr"], abs=1e-5)
+    for e in EXPERIMENTS:  # the finished runs were copied, not trained again
+        if e.name != "vcae-pixel-blur":
+            assert (fresh / "results" / e.name / "test.json").read_text() == (old / "results" / e.name / "test.json").read_text()
+    park.park(fresh, parked)  # finished now: its parked copy goes
+    assert not (parked / "vcae-pixel-blur").exists()
+
+
 def test_a_results_folder_gives_its_scale_back(tmp_path):
     "`ReproScale.of_results` reads the manifests `reproduce` writes, the committed results-quick/ one included."
     saved = json.loads((ROOT / "results-quick" / "manifest.json").read_text())["scale"]
