@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -371,7 +372,7 @@ def fit(
     on_step: Callable[[int, float], None] | None = None,  # called with (step, running loss) as training goes
     should_stop: Callable[[], bool] | None = None,  # polled between steps; True stops the run (saved, resumable)
     save_every: float | None = 600.0,  # seconds between mid-epoch checkpoints (None: only at the end of epochs)
-    progress: bool = True,  # show progress bars
+    progress: bool = True,  # show progress bars, and a line of scores after each epoch (on stderr)
 ) -> Run:
     "Train `cfg.arch` to undo `cfg.obfuscation` on LFW, validating, drawing and checkpointing every epoch."
     rank, world, device = distributed_context(torch.device(device or default_device()))
@@ -431,6 +432,10 @@ def fit(
         row = {"epoch": epoch, "train_loss": train_loss, **{f"valid_{k}": v for k, v in scores.items()},
                "seconds": at.seconds + time.perf_counter() - start, **mode}
         run.history.append(row)
+        if progress:
+            tqdm.write(f"epoch {epoch}/{cfg.epochs}: train loss {train_loss:.4f} · valid PSNR {row['valid_psnr']:.2f} dB, "
+                       f"SSIM {row['valid_ssim']:.3f} (input {row['valid_input_psnr']:.2f} dB, "
+                       f"{row['valid_input_ssim']:.3f}) · {row['seconds']:.0f} s", file=sys.stderr)
         if out_dir:
             save_samples(model, sample_faces, cfg, out_dir / "samples" / f"epoch_{epoch:02d}.png",
                          f"{cfg.arch} · {cfg.loss} · {cfg.obfuscation} · epoch {epoch}: "

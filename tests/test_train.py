@@ -205,3 +205,15 @@ def test_compiled_model_trains_like_the_eager_one(lfw):
     eager, compiled = (fit(dataclasses.replace(cfg, compile=c), lfw, device="cpu", progress=False) for c in (False, True))
     assert compiled.history[0]["train_loss"] == pytest.approx(eager.history[0]["train_loss"], rel=1e-3)
     assert compiled.history[0]["valid_psnr"] == pytest.approx(eager.history[0]["valid_psnr"], abs=0.01)
+
+
+def test_each_epoch_is_reported_in_one_line_on_stderr(lfw, capsys):
+    # a long run in the background is followed in its log: each epoch's scores against its input, stdout left alone
+    run = fit(TINY, lfw, device="cpu", progress=True)
+    captured = capsys.readouterr()
+    for row in run.history:
+        assert (f"epoch {row['epoch']}/2: train loss {row['train_loss']:.4f} · valid PSNR {row['valid_psnr']:.2f} dB"
+                f", SSIM {row['valid_ssim']:.3f} (input {row['valid_input_psnr']:.2f} dB") in captured.err
+    assert "valid PSNR" not in captured.out
+    fit(TINY, lfw, device="cpu", progress=False)
+    assert "valid PSNR" not in capsys.readouterr().err
