@@ -9,7 +9,10 @@ would start over every time.
 What is parked, per run: work/<run>/checkpoint.pt (weights, Adam state, history, random state, the position within the
 epoch), the snapshot of the reported epoch if it was taken (pack_model needs it), and results/<run>/ (the test
 scores and figure-6 reconstructions taken so far). `park` removes the parked copy of a run that has finished
-everything it has to do (commit the removal with the finished results).
+everything it has to do (commit the removal with the finished results). The paper-scale runs of chapter 10a
+(experiments/privacy.py --epochs 15, in ~/.cache/cae_course/privacy/<model>-15ep/) are parked whole, finished or
+not, in runs-parked/privacy/: privacy.py reuses a finished one. Delete that folder once the chapter's full-scale
+results are committed.
 
 Usage: python experiments/park_runs.py park|unpark [--from ~/.cache/cae_course/reproduce]
 """
@@ -24,6 +27,7 @@ from cae_course.storage import read_json
 
 ROOT = Path(__file__).resolve().parents[1]
 PARKED = ROOT / "runs-parked"
+PRIVACY = Path.home() / ".cache" / "cae_course" / "privacy"  # experiments/privacy.py's runs (its RUNS)
 
 
 def copy_file(src: Path, dst: Path):
@@ -46,8 +50,12 @@ def finished(exp, results: Path) -> bool:
 def park(
     source: Path,  # the reproduction's folder, holding results/ and work/
     parked: Path = PARKED,  # where parked runs are kept (the repository's runs-parked/)
+    privacy: Path = PRIVACY,  # experiments/privacy.py's runs
 ):
-    "Copy every unfinished run with a checkpoint into `parked`; drop the parked copies of finished runs."
+    "Copy every unfinished run with a checkpoint into `parked`, and the paper-scale privacy runs; drop the parked copies of finished runs."
+    for ckpt in sorted(privacy.glob("*ep/checkpoint.pt")):  # "<model>-15ep": the quick "-256steps" ones take minutes
+        copy_file(ckpt, parked / "privacy" / ckpt.parent.name / "checkpoint.pt")
+        print(f"privacy/{ckpt.parent.name}: parked")
     for exp in EXPERIMENTS:
         ckpt, dest = source / "work" / exp.name / "checkpoint.pt", parked / exp.name
         if not ckpt.exists() or finished(exp, source / "results"):
@@ -70,8 +78,13 @@ def unpark(
     source: Path,  # the reproduction's folder, holding results/ and work/
     parked: Path = PARKED,  # where parked runs are kept (the repository's runs-parked/)
     results: Path = ROOT / "results",  # the repository's finished runs
+    privacy: Path = PRIVACY,  # experiments/privacy.py's runs
 ):
     "Prepare the reproduction's folder on this machine: the runs `results` has finished, and the parked unfinished ones."
+    for ckpt in sorted((parked / "privacy").glob("*/checkpoint.pt")):
+        if not (privacy / ckpt.parent.name / "checkpoint.pt").exists():
+            copy_file(ckpt, privacy / ckpt.parent.name / "checkpoint.pt")
+            print(f"privacy/{ckpt.parent.name}: unparked into {privacy}")
     for exp in EXPERIMENTS:
         name, run = exp.name, parked / exp.name
         if finished(exp, results):  # so that the reproduction skips it instead of training it again

@@ -14,7 +14,9 @@ models were trained on the paper's by-image split, whose test identities they ha
 Writes results/privacy_reid.json (rates with 95 % intervals, per-probe outcomes, command, machine, date) and
 results/privacy_examples.pt (a few faces re-identified only after reconstruction, and the reverse).
 Trained models are kept in ~/.cache/cae_course/privacy/<name>-<length>/ and reused (or resumed) when the configuration
-matches.
+matches. The paper-scale ones outlast a working session: `python experiments/park_runs.py park` at
+the end of one keeps them in the repository (runs-parked/privacy/), and `python experiments/park_runs.py unpark` on a
+fresh machine puts them back before this script is run again.
 """
 import argparse
 import dataclasses

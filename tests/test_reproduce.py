@@ -152,12 +152,17 @@ def test_a_parked_run_resumes_on_a_fresh_machine(tiny_run, lfw, tmp_path):
     record = json.loads(path.read_text())
     kept = record["epochs"].pop("2")
     path.write_text(json.dumps({**record, "complete": False}))
+    for run in ("cae-pixel-blur-15ep", "cae-pixel-blur-256steps"):  # chapter 10a's runs: paper-scale ones are parked
+        (old / "privacy" / run).mkdir(parents=True)
+        (old / "privacy" / run / "checkpoint.pt").write_bytes(run.encode())
     park = park_runs()
-    park.park(old, parked)
-    assert sorted(p.name for p in parked.iterdir()) == ["vcae-pixel-blur"]
+    park.park(old, parked, privacy=old / "privacy")
+    assert sorted(p.name for p in parked.iterdir()) == ["privacy", "vcae-pixel-blur"]
     assert (parked / "vcae-pixel-blur" / "work" / "checkpoint.pt").read_bytes() == \
         (old / "work" / "vcae-pixel-blur" / "checkpoint.pt").read_bytes()
-    park.unpark(fresh, parked, results=old / "results")
+    park.unpark(fresh, parked, results=old / "results", privacy=fresh / "privacy")
+    assert [p.name for p in (fresh / "privacy").iterdir()] == ["cae-pixel-blur-15ep"]
+    assert (fresh / "privacy" / "cae-pixel-blur-15ep" / "checkpoint.pt").read_bytes() == b"cae-pixel-blur-15ep"
     assert (fresh / "work" / "vcae-pixel-blur" / "checkpoint.pt").read_bytes() == \
         (old / "work" / "vcae-pixel-blur" / "checkpoint.pt").read_bytes()
     again = reproduce(fresh / "results", TINY, fresh / "work", faces=lfw, device="cpu", progress=False)
@@ -165,7 +170,7 @@ def test_a_parked_run_resumes_on_a_fresh_machine(tiny_run, lfw, tmp_path):
     for e in EXPERIMENTS:  # the finished runs were copied, not trained again
         if e.name != "vcae-pixel-blur":
             assert (fresh / "results" / e.name / "test.json").read_text() == (old / "results" / e.name / "test.json").read_text()
-    park.park(fresh, parked)  # finished now: its parked copy goes
+    park.park(fresh, parked, privacy=fresh / "privacy")  # finished now: its parked copy goes
     assert not (parked / "vcae-pixel-blur").exists()
 
 
