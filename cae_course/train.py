@@ -43,7 +43,7 @@ class TrainConfig:
     arch: str = "cae"  # model name, see `cae_course.models.make_model`
     loss: str = "pixel"  # "pixel", "perceptual" or "mixed"
     rho: float = 1.0  # weight of the pixel term in the mixed loss
-    beta: float = 1.0  # weight of the model's extra loss (the VCAE's KL term)
+    beta: float = 0.01  # weight of the model's extra loss (the VCAE's KL term); why 0.01: chapter 05
     obfuscation: str = "blur"  # "blur" or "pixelate"
     sigma: float = 4.0  # Gaussian blur σ
     kernel_size: int = 9  # Gaussian blur kernel side
