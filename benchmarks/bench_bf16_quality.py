@@ -2,9 +2,9 @@
 steps) of its full-scale run, trained in fp32 and in bf16 autocast with the same seed; validation PSNR/SSIM on all
 1,905 validation faces after each epoch. Target: bf16 within 0.2 dB of fp32, or better.
 
-On a CPU without AMX the engine never picks bf16 (it is slower there), so this script tells the engine the CPU has AMX
-(`cae_course.train.cpu_has_amx`): the bf16 side is then exactly what an AMX machine runs, bf16 autocast with
-channels-last, computed by this CPU's AVX512-BF16 kernels.
+Where the engine does not pick bf16 (an Intel CPU without AMX, where it is slower), this script tells the engine
+bf16 is fast (`cae_course.train.cpu_bf16_is_fast`): the bf16 side is then exactly what an AMX or Zen 4 machine runs,
+bf16 autocast with channels-last, computed by this CPU's AVX512-BF16 kernels.
 
 The fp32 side is read from the paper-scale reproduction's own history when it has the epochs (`--fp32-from`): same
 configuration, same seed and a constant learning rate, so its first 3 epochs *are* this run in fp32 (the number of
@@ -36,7 +36,7 @@ def train(precision: str, epochs: int, faces) -> list[dict]:
     cfg = experiment_config(experiment("cae-pixel-blur"), REPRO_SCALES["full"], epochs=epochs)
     cfg = dataclasses.replace(cfg, bf16=precision == "bf16")
     out = RUNS / precision
-    with patch.object(engine, "cpu_has_amx", lambda: True):
+    with patch.object(engine, "cpu_bf16_is_fast", lambda: True):
         run = engine.fit(cfg, faces, out_dir=out, resume=(out / "checkpoint.pt").exists(), device="cpu")
     assert {row["precision"] for row in run.history} == {precision}, run.history
     return run.history

@@ -3,13 +3,15 @@ the course's engine, for the pixel loss and the mixed loss (ρ = 1, VGG16 relu2_
 
 - plain:   float32, NCHW, the textbook step on faces already in memory (what the course did on a CPU before);
 - engine:  `cae_course.train.train_epoch` with the paper's `TrainConfig`: the precision and memory layout that
-           `engine_mode` chooses for this device (bf16 autocast only on a GPU or an AMX CPU; channels-last);
-- bf16 channels-last: autocast forced on, whatever the CPU, to show why `engine_mode` decides as it does;
+           `engine_mode` chooses for this device (bf16 autocast only on a GPU, an Intel CPU with AMX or an
+           AMD CPU with AVX512-BF16; channels-last);
+- fp32 / bf16 channels-last: the engine with autocast forced off / on, whatever the CPU, to show why `engine_mode`
+  decides as it does;
 - compiled: the engine with `torch.compile` (with --compile).
 
 The CPU's relevant flags are printed and saved with the result. Targets (2-core CPU with AMX): engine ≥ 3.5× plain
-for the pixel loss and ≥ 3× for the mixed loss, ≥ 55 img/s pixel and ≥ 13 img/s mixed. On a CPU without AMX the
-engine runs float32 channels-last, and the script reports what that gives.
+for the pixel loss and ≥ 3× for the mixed loss, ≥ 55 img/s pixel and ≥ 13 img/s mixed. Where `engine_mode` does not
+choose bf16 the engine runs float32 channels-last, and the script reports what that gives.
 
 Usage: CAE_COURSE_LFW=path/to/lfw.tgz python benchmarks/bench_train.py [--steps 16] [--compile] [--device cpu]
 """
@@ -30,7 +32,7 @@ from cae_course.train import EpochProgress, TrainConfig, engine_mode, make_batch
 
 def cpu_flags() -> dict:
     "What torch reports of this CPU's vector and matrix units."
-    return {"capability": torch.backends.cpu.get_cpu_capability(),
+    return {"vendor": engine.cpu_vendor(), "capability": torch.backends.cpu.get_cpu_capability(),
             **{name: bool(getattr(torch.cpu, f"_is_{name}_supported", lambda: None)())
                for name in ("avx512", "avx512_bf16", "amx_tile", "amx_fp16")}}
 
@@ -66,8 +68,9 @@ def time_plain(cfg: TrainConfig, faces: torch.Tensor, device: torch.device, step
 
 
 def time_engine(cfg: TrainConfig, faces: torch.Tensor, device: torch.device, steps: int, warmup: int,
-                force_bf16: bool = False) -> float:
-    "Seconds for one epoch of `steps` steps of the engine's `train_epoch`, after an epoch of `warmup` steps."
+                bf16_is_fast: bool | None = None) -> float:
+    """Seconds for one epoch of `steps` steps of the engine's `train_epoch`, after an epoch of `warmup` steps;
+    `bf16_is_fast` True / False overrides the engine's view of this CPU (None: its own)."""
     torch.manual_seed(0)
     model = engine.build_model(cfg, device)
     step_model = torch.compile(model) if cfg.compile else model
@@ -75,7 +78,7 @@ def time_engine(cfg: TrainConfig, faces: torch.Tensor, device: torch.device, ste
     loss_fn = engine.build_loss(cfg, device)
     run = lambda images: train_epoch(model, opt, loss_fn, images, cfg, EpochProgress(1), show_progress=False,
                                      step_model=step_model)
-    with patch.object(engine, "cpu_has_amx", lambda: True) if force_bf16 else contextlib.nullcontext():
+    with (contextlib.nullcontext() if bf16_is_fast is None else patch.object(engine, "cpu_bf16_is_fast", lambda: bf16_is_fast)):
         run(faces[:warmup * cfg.batch_size])
         if device.type == "cuda":
             torch.cuda.synchronize()
@@ -105,7 +108,8 @@ def main():
         images = lambda seconds: round(args.steps * cfg.batch_size / seconds, 2)
         r = {"plain": images(time_plain(cfg, faces, device, args.steps, args.warmup)),
              "engine": images(time_engine(cfg, faces, device, args.steps, args.warmup)),
-             "bf16_channels_last": images(time_engine(cfg, faces, device, args.steps, args.warmup, force_bf16=True))}
+             "fp32_channels_last": images(time_engine(cfg, faces, device, args.steps, args.warmup, bf16_is_fast=False)),
+             "bf16_channels_last": images(time_engine(cfg, faces, device, args.steps, args.warmup, bf16_is_fast=True))}
         if args.compile:
             r["engine_compiled"] = images(time_engine(dataclasses.replace(cfg, compile=True), faces, device,
                                                       args.steps, args.warmup))

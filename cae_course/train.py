@@ -32,9 +32,9 @@ from .storage import save_atomic, write_json
 
 # %% auto #0
 __all__ = ['CPU_FLUSHES_DENORMALS', 'TrainConfig', 'prepare_faces', 'make_batch', 'NonFiniteLossError', 'StopTraining',
-           'cpu_has_amx', 'engine_mode', 'autocast', 'to_layout', 'learning_rate', 'epoch_batches', 'EpochProgress',
-           'train_epoch', 'reconstruct', 'evaluate', 'build_model', 'build_loss', 'load_model', 'distributed_context',
-           'average_buffers', 'Run', 'save_samples', 'fit']
+           'cpu_vendor', 'cpu_bf16_is_fast', 'engine_mode', 'autocast', 'to_layout', 'learning_rate', 'epoch_batches',
+           'EpochProgress', 'train_epoch', 'reconstruct', 'evaluate', 'build_model', 'build_loss', 'load_model',
+           'distributed_context', 'average_buffers', 'Run', 'save_samples', 'fit']
 
 # %% ../nbs/07_train.ipynb #0db563c7
 @dataclass
@@ -57,7 +57,7 @@ class TrainConfig:
     n_train: int | None = None  # use only the first n training faces; None: all 7,620
     n_valid: int | None = None  # validate on the first n validation faces; None: all 1,905
     image_size: int = 112  # side of the centre crop the model sees
-    bf16: bool = True  # bfloat16 autocast where it is faster: on a GPU, and on a CPU with AMX (--no-bf16: float32)
+    bf16: bool = True  # bfloat16 autocast where it is faster (see `cpu_bf16_is_fast`) (--no-bf16: float32)
     channels_last: bool = True  # channels-last memory format (faster convolutions on GPUs and CPUs)
     compile: bool = False  # torch.compile the model
     vgg16: str | None = None  # a local VGG16 state dict for the perceptual loss (None: the usual search)
@@ -103,10 +103,19 @@ class StopTraining(Exception):
     "Raised inside the loop when `should_stop()` turns true; `fit` then saves where it stopped."
 
 
-def cpu_has_amx() -> bool:
-    "True when this CPU has Intel AMX tiles (where bfloat16 convolutions run several times faster than float32)."
-    check = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    return bool(check and check())
+def cpu_vendor() -> str:
+    "This CPU's vendor as Linux reports it ('GenuineIntel', 'AuthenticAMD', ...); '' where /proc/cpuinfo is missing."
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+    return next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("vendor_id")), "")
+
+
+def cpu_bf16_is_fast() -> bool:
+    "True on CPUs whose bfloat16 convolutions were measured faster than float32: Intel with AMX, AMD with AVX512-BF16."
+    supported = lambda name: bool(getattr(torch.cpu, f"_is_{name}_supported", lambda: False)())
+    return supported("amx_tile") or (supported("avx512_bf16") and cpu_vendor() == "AuthenticAMD")
 
 
 def engine_mode(
@@ -114,7 +123,7 @@ def engine_mode(
     cfg: TrainConfig,  # `bf16` and `channels_last` say what is wanted
 ) -> dict:
     "What actually runs on `device`: {'device', 'precision' ('bf16' or 'fp32'), 'channels_last'}."
-    fast_bf16 = device.type == "cuda" or (device.type == "cpu" and cpu_has_amx())
+    fast_bf16 = device.type == "cuda" or (device.type == "cpu" and cpu_bf16_is_fast())
     return {"device": device.type, "precision": "bf16" if cfg.bf16 and fast_bf16 else "fp32",
             "channels_last": cfg.channels_last and device.type in ("cuda", "cpu")}
 
@@ -384,6 +393,10 @@ def fit(
     if resume and not (ckpt_path and ckpt_path.exists()):
         raise FileNotFoundError(f"cannot resume: no checkpoint in {out_dir}")
 
+    ckpt = load_checkpoint(ckpt_path, arch=cfg.arch) if resume else None
+    if ckpt and ckpt["history"] and ckpt["history"][-1].get("precision") == "fp32":
+        cfg = dataclasses.replace(cfg, bf16=False)  # a run begun in float32 ends in float32, on any machine
+
     torch.manual_seed(cfg.seed)
     train_faces, valid_faces = prepare_faces(faces, cfg, device)
     model = build_model(cfg, device)
@@ -391,8 +404,7 @@ def fit(
     loss_fn = build_loss(cfg, device)
     run, mode = Run(model, cfg, out_dir=out_dir), engine_mode(device, cfg)
     partial = None
-    if resume:
-        ckpt = load_checkpoint(ckpt_path, arch=cfg.arch)
+    if ckpt:
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         set_rng_state(ckpt["rng"])

@@ -143,7 +143,7 @@ def test_mid_epoch_checkpoints_need_no_existing_folder(lfw, tmp_path):
 
 def test_cpu_bf16_path_learns_and_repeats_bit_for_bit(lfw):
     cfg = dataclasses.replace(TINY, n_train=64, epochs=3)
-    with patch.object(lib, "cpu_has_amx", lambda: True):  # the path an AMX CPU takes, emulated where there is none
+    with patch.object(lib, "cpu_bf16_is_fast", lambda: True):  # the path an AMX or Zen 4 CPU takes, wherever this runs
         a, b = (fit(cfg, lfw, device="cpu", progress=False) for _ in range(2))
     assert {r["precision"] for r in a.history} == {"bf16"}
     losses = [r["train_loss"] for r in a.history]
@@ -165,11 +165,42 @@ def test_engine_mode_is_recorded_and_bf16_only_where_it_is_fast(lfw):
     run = fit(dataclasses.replace(TINY, epochs=1), lfw, device="cpu", progress=False)
     mode = engine_mode(torch.device("cpu"), TINY)
     assert {k: run.history[0][k] for k in mode} == mode
-    with patch.object(lib, "cpu_has_amx", lambda: True):
+    with patch.object(lib, "cpu_bf16_is_fast", lambda: True):
         assert engine_mode(torch.device("cpu"), TINY)["precision"] == "bf16"
         assert engine_mode(torch.device("cpu"), dataclasses.replace(TINY, bf16=False))["precision"] == "fp32"
-    with patch.object(lib, "cpu_has_amx", lambda: False):
+    with patch.object(lib, "cpu_bf16_is_fast", lambda: False):
         assert engine_mode(torch.device("cpu"), TINY) == {"device": "cpu", "precision": "fp32", "channels_last": True}
+
+
+@pytest.mark.parametrize("vendor, amx, avx512_bf16, fast", [
+    ("GenuineIntel", True, True, True),     # AMX tiles: bf16 3.8x float32 (chapter 07)
+    ("GenuineIntel", False, True, False),   # AVX512-BF16 alone on Intel: bf16 slower than float32
+    ("AuthenticAMD", False, True, True),    # Zen 4: the same instructions, bf16 about 1.9x float32
+    ("AuthenticAMD", False, False, False),  # no bf16 instructions at all
+    ("", False, True, False),               # vendor unknown (no /proc/cpuinfo): float32
+])
+def test_bf16_is_chosen_on_the_cpus_where_it_was_measured_faster(vendor, amx, avx512_bf16, fast):
+    with patch.object(torch.cpu, "_is_amx_tile_supported", lambda: amx), \
+         patch.object(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16), \
+         patch.object(lib, "cpu_vendor", lambda: vendor):
+        assert lib.cpu_bf16_is_fast() is fast
+
+
+def test_cpu_vendor_reads_linux_cpuinfo():
+    with open("/proc/cpuinfo") as f:
+        expected = next(line.split(":")[1].strip() for line in f if line.startswith("vendor_id"))
+    assert lib.cpu_vendor() == expected
+
+
+def test_a_run_begun_in_float32_is_resumed_in_float32(lfw, tmp_path):
+    with patch.object(lib, "cpu_bf16_is_fast", lambda: False):  # the first epoch on a CPU where float32 is faster
+        fit(dataclasses.replace(TINY, epochs=1), lfw, out_dir=tmp_path, device="cpu", progress=False)
+    with patch.object(lib, "cpu_bf16_is_fast", lambda: True):  # resumed where bf16 would be chosen for a new run
+        resumed = fit(TINY, lfw, out_dir=tmp_path, resume=True, device="cpu", progress=False)
+        fresh = fit(TINY, lfw, device="cpu", progress=False)
+    assert [r["precision"] for r in resumed.history] == ["fp32", "fp32"]
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["config"]["bf16"] is False
+    assert [r["precision"] for r in fresh.history] == ["bf16", "bf16"]
 
 
 def test_batches_cover_every_face_once_and_shard_across_ranks():
