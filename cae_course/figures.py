@@ -18,7 +18,7 @@ from .display import Table, image_grid
 from .metrics import psnr, ssim
 from .paper import EPOCH_STUDY, EXPERIMENTS, PAPER_INPUT, Experiment, ReproScale, experiment
 from .shipped import pretrained, pretrained_info, pretrained_names
-from .reproduce import eval_faces
+from .reproduce import eval_faces, run_precision
 from .storage import read_json
 from .train import TrainConfig, reconstruct
 
@@ -117,13 +117,14 @@ def run_result(
     out: Path,  # a results folder
     exp: Experiment,  # one of its runs
 ) -> dict | None:
-    "The test metrics of a run at its reported epoch, with epochs, steps, seconds and device; None if it is not complete."
+    "The test metrics of a run at its reported epoch, with epochs, steps, seconds, device and precision; None if not complete."
     record, config = read_json(out / exp.name / "test.json"), read_json(out / exp.name / "config.json")
     if not record or not record.get("complete"):
         return None
     epoch, history = config["reported_epoch"], read_json(out / exp.name / "history.json")
     return {**record["epochs"][str(epoch)], "epochs": epoch, "steps": epoch * config["steps_per_epoch"],
             "seconds": sum(row["seconds"] for row in history[:epoch]), "device": record["device"],
+            "precision": run_precision(history, epoch),
             "faces": record["test_faces"]}
 
 
@@ -145,7 +146,7 @@ def results_table(
             rows.append({"input": title, "model": e.label, "epochs (steps)": f"{r['epochs']} ({r['steps']:,})" if r else "not run",
                          "PSNR / SSIM": fmt(r["psnr"], r["ssim"]) if r else "—",
                          "SSIM [−1, 1]": f"{r['ssim_pm1']:.3f}" if r else "—", "paper": fmt(*e.paper),
-                         "train time": f"{r['seconds'] / 60:.1f} min" if r else "—", "device": r["device"] if r else "—"})
+                         "train time": f"{r['seconds'] / 60:.1f} min" if r else "—", "device": f"{r['device']}, {r['precision']}" if r else "—"})
     return Table(rows)
 
 

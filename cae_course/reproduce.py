@@ -27,8 +27,8 @@ from .storage import read_json, write_json
 from .train import TrainConfig, evaluate, fit, load_checkpoint, load_model, reconstruct
 
 # %% auto #0
-__all__ = ['GATE_FACES', 'GATE_MARGIN', 'experiment_config', 'run_order', 'eval_faces', 'now', 'save_snapshot', 'run_experiment',
-           'reproduce', 'pack_model', 'pack_models', 'is_packed', 'quality_gate']
+__all__ = ['GATE_FACES', 'GATE_MARGIN', 'experiment_config', 'run_order', 'eval_faces', 'run_precision', 'now', 'save_snapshot',
+           'run_experiment', 'reproduce', 'pack_model', 'pack_models', 'is_packed', 'quality_gate']
 
 # %% ../nbs/09c_runner.ipynb #b94e8f41
 def experiment_config(
@@ -56,6 +56,14 @@ def eval_faces(
 ) -> Tensor:
     "The scale's test faces: the first `n_eval` of the paper's test split (all of it at full scale), centre-cropped."
     return split_faces(faces, "test", scale.size.n_eval, scale.size.image_size, seed)
+
+
+def run_precision(
+    history: list[dict],  # a run's history rows
+    epoch: int,  # its reported epoch
+) -> str:
+    "The number formats its first `epoch` epochs trained in: 'fp32', 'bf16' or both (older rows: 'fp32 (not recorded)')."
+    return ", ".join(sorted({row.get("precision", "fp32 (not recorded)") for row in history[:epoch]}))
 
 
 def now() -> str:
@@ -203,7 +211,7 @@ def pack_model(
         "scale": manifest["scale"]["name"], "config": dataclasses.asdict(cfg), "parameters": count_parameters(model),
         "epochs": epoch, "steps": epoch * config["steps_per_epoch"], "train_faces": config["train_faces"],
         "train_seconds": sum(row["seconds"] for row in history[:epoch]), "device": record["device"],
-        "precision": ", ".join(sorted({row.get("precision", "fp32 (not recorded)") for row in history[:epoch]})),
+        "precision": run_precision(history, epoch),
         "date": record["updated"], "data": manifest["data"], "command": manifest["command"],
         "test": {"faces": record["test_faces"], "float": record["epochs"][str(epoch)],
                  "int8": evaluate(model, test.to(device), cfg)},
