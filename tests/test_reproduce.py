@@ -18,7 +18,7 @@ from cae_course.obfuscate import gaussian_blur, pixelate
 from cae_course.demo import astronaut_face, demo
 from cae_course.pack import QUANT_FORMAT, save_packed, QUANT_TOLERANCE, dequantize_state, output_channel_axis, quantize_state
 from cae_course.paper import EPOCH_STUDY, EXPERIMENTS, FIGURE_FACES, PAPER_INPUT, REPRO_SCALES, ReproScale, experiment
-from cae_course.reproduce import experiment_config, quality_gate, reproduce
+from cae_course.reproduce import experiment_config, quality_gate, reproduce, run_precision
 from cae_course.shipped import pretrained, pretrained_info, pretrained_names, weights_dir
 from cae_course.train import TrainConfig, evaluate, reconstruct
 
@@ -356,3 +356,10 @@ def test_package_build_includes_the_weights(tmp_path):
                    capture_output=True)
     built = {p.name for p in (tmp_path / "cae_course" / "weights").iterdir()}
     assert built == {p.name for p in weights_dir().iterdir()}
+
+
+def test_a_run_reports_every_number_format_its_reported_epochs_used():
+    history = [{"epoch": 1}, {"epoch": 2, "precision": "fp32"}, {"epoch": 3, "precision": "bf16"}]
+    assert run_precision(history[1:], 1) == "fp32"
+    assert run_precision(history[1:], 2) == "bf16, fp32"  # a mixed run says so
+    assert run_precision(history, 2) == "fp32, fp32 (not recorded)"  # rows written before precision was recorded
