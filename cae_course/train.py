@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import sys
@@ -103,6 +104,7 @@ class StopTraining(Exception):
     "Raised inside the loop when `should_stop()` turns true; `fit` then saves where it stopped."
 
 
+@functools.cache  # read once: `engine_mode` asks on every training step
 def cpu_vendor() -> str:
     "This CPU's vendor as Linux reports it ('GenuineIntel', 'AuthenticAMD', ...); '' where /proc/cpuinfo is missing."
     try:
