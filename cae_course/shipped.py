@@ -57,13 +57,14 @@ def pretrained(
 def list_pretrained(
     folder: str | Path | None = None,  # a weights folder; None: the package's
 ) -> Table:
-    "One row per shipped model: what it undoes, its provenance and size, and its measured test metrics (8-bit)."
+    "One row per shipped model: what it undoes, its provenance and size, how it was trained, and its test metrics (8-bit)."
     rows = []
     for name in pretrained_names(folder):
         info = pretrained_info(name, folder)
         m = info["test"]["int8"]
         rows.append({"name": name, "model": info["label"], "undoes": info["config"]["obfuscation"],
                      "provenance": info["provenance"], "image": f"{info['config']['image_size']}²",
-                     "steps": info["steps"], "test PSNR / SSIM": f"{m['psnr']:.2f} / {m['ssim']:.3f}",
+                     "steps": info["steps"], "trained": f"{info['device']}, {info.get('precision', 'fp32')}, "
+                     f"{info['train_seconds'] / 60:.0f} min", "test PSNR / SSIM": f"{m['psnr']:.2f} / {m['ssim']:.3f}",
                      "on": f"{info['test']['faces']:,} faces"})
     return Table(rows)
