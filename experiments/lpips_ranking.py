@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -48,11 +49,15 @@ def own_models(device) -> dict:
     return models
 
 
-def scores(lpips: LPIPS, restored: torch.Tensor, clean: torch.Tensor) -> dict:
-    "Per-image PSNR (dB), SSIM and LPIPS of `restored` against `clean`, rounded for the JSON."
+def scores(lpips: LPIPS, restored: torch.Tensor, clean: torch.Tensor, bar: tqdm) -> dict:
+    "Per-image PSNR (dB), SSIM and LPIPS of `restored` against `clean`, rounded for the JSON; `bar` counts the faces."
+    values = {"psnr": [], "ssim": [], "lpips": []}
     with torch.no_grad():
-        values = {"psnr": psnr(restored, clean), "ssim": ssim(restored, clean), "lpips": lpips(restored, clean)}
-    return {k: [round(x, 5) for x in v.tolist()] for k, v in values.items()}
+        for r, c in zip(restored.split(256), clean.split(256)):
+            for k, metric in (("psnr", psnr), ("ssim", ssim), ("lpips", lpips)):
+                values[k] += [round(x, 5) for x in metric(r, c).tolist()]
+            bar.update(len(r))
+    return values
 
 
 def main():
@@ -66,21 +71,25 @@ def main():
     _, _, test_idx = split_indices(len(faces))
     lpips = LPIPS().to(device)
     results, inputs = {}, {}
+    n_faces = len(test_idx[:course_scale().n_eval])
+    n_inputs = len({(cfg.obfuscation, cfg.image_size) for _, cfg, _ in models.values()})
+    bar = tqdm(total=n_faces * (len(models) + n_inputs), unit="face", desc="scoring")
     for name, (model, cfg, provenance) in models.items():
-        images = center_crop(faces.images[test_idx[:course_scale().n_eval]], cfg.image_size)
+        images = center_crop(faces.images[test_idx[:n_faces]], cfg.image_size)
         clean, obfuscated, restored = reconstruct(model, images, cfg)
         key = (cfg.obfuscation, cfg.image_size)
         if key not in inputs:
-            inputs[key] = scores(lpips, obfuscated, clean)
+            inputs[key] = scores(lpips, obfuscated, clean, bar)
         results[name] = {"obfuscation": cfg.obfuscation, "loss": cfg.loss, "rho": cfg.rho, "arch": cfg.arch,
-                         "image_size": cfg.image_size, "provenance": provenance, **scores(lpips, restored, clean)}
-        print(name, {k: round(sum(v) / len(v), 4) for k, v in results[name].items() if isinstance(v, list)}, flush=True)
+                         "image_size": cfg.image_size, "provenance": provenance, **scores(lpips, restored, clean, bar)}
+        bar.write(f"{name} {({k: round(sum(v) / len(v), 4) for k, v in results[name].items() if isinstance(v, list)})}")
+    bar.close()
     for (obfuscation, size), values in inputs.items():
         results[f"{obfuscation} input"] = {"obfuscation": obfuscation, "loss": None, "rho": None, "arch": None,
                                            "image_size": size, "provenance": "the obfuscated face itself", **values}
     save_result("lpips_ranking", {
         "seconds": round(time.perf_counter() - started, 1),
-        "faces": f"the first {course_scale().n_eval or len(test_idx)} faces of the paper's test split (split_indices, seed 0), "
+        "faces": f"{'all' if n_faces == len(test_idx) else 'the first'} {n_faces:,} faces of the paper's test split (split_indices, seed 0), "
                  "centre-cropped to each model's image size",
         "lpips": "VGG16 with the lpips package's calibrated v0.1 linear heads (cae_course.metrics.LPIPS); lower is better",
         "models": results,
