@@ -269,14 +269,10 @@ def test_every_shipped_model_scores_what_it_recorded(gate):
         assert row["within margin"], row
 
 
-STANDINS = {n for n in PAPER_RUNS if pretrained_info(n)["provenance"] == "cpu-standin"}
-
-
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="a CPU stand-in: replaced when its full-scale run ends"))
-    if n in STANDINS else n for n in PAPER_RUNS])
+@pytest.mark.parametrize("name", PAPER_RUNS)
 def test_shipped_models_beat_their_input(gate, name):
-    "What every model is trained to do, whatever its loss. (strict xfail: a stand-in that starts passing must lose its label.)"
+    "What every model is trained to do, whatever its loss; and every one that ships was trained at the paper's scale."
+    assert pretrained_info(name)["provenance"] == "paper-scale"
     assert gate[name]["PSNR"] > gate[name]["input PSNR"]
 
 
