@@ -79,7 +79,9 @@ def scores(lpips: LPIPS, restored: torch.Tensor, clean: torch.Tensor, bar: tqdm)
                 values[k] += [round(x, 5) for x in metric(r, c).tolist()]
             bar.update(len(r))
     CACHE.mkdir(parents=True, exist_ok=True)
-    cached.write_text(json.dumps(values))
+    partial = cached.with_suffix(".partial")
+    partial.write_text(json.dumps(values))
+    partial.replace(cached)  # atomic: a run stopped while writing leaves no half-written entry
     return values
 
 
