@@ -173,10 +173,7 @@ def reproduce_command(args) -> int:
 def demo_command(args) -> int:
     "`cae-course demo`: reconstruct the astronaut (or your photos) with the shipped models; print the scores, write one PNG."
     if args.list:
-        rows = list_pretrained()
-        widths = {k: max(len(k), *(len(str(r[k])) for r in rows)) for k in rows[0]} if rows else {}
-        for row in [dict(zip(widths, widths))] + rows:  # a header, then one aligned line per model
-            print("  ".join(f"{str(v):<{widths[k]}}" for k, v in row.items()).rstrip())
+        print(list_pretrained())  # a header, then one aligned line per model
         return 0
     for row in demo(args.images or None, args.out, args.models, detect=not args.no_detect):
         print(f"{row['image']:<20} {row['model']:<22} PSNR {row['PSNR']:6.2f} dB   SSIM {row['SSIM']:.3f}")

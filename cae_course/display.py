@@ -89,10 +89,19 @@ def figure_png(
 
 
 class Table(list):
-    "A list of row dicts that Jupyter shows as a Markdown table."
+    "A list of row dicts that Jupyter shows as a Markdown table, and `print` as aligned columns of text."
+
+    def cells(self) -> list[list[str]]:
+        "The column names, then each row's values as text (integers with thousands separators)."
+        text = lambda v: f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
+        return [list(self[0])] + [[text(v) for v in r.values()] for r in self] if self else []
 
     def _repr_markdown_(self):
-        cols = list(self[0])
-        lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-        lines += ["| " + " | ".join(f"{r[c]:,}" if isinstance(r[c], int) and not isinstance(r[c], bool) else str(r[c]) for c in cols) + " |" for r in self]
-        return "\n".join(lines)
+        header, *rows = self.cells()
+        return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] +
+                         ["| " + " | ".join(r) + " |" for r in rows])
+
+    def __str__(self):
+        cells = self.cells()
+        widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))] if cells else []
+        return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells)

@@ -64,7 +64,7 @@ def list_pretrained(
         m = info["test"]["int8"]
         rows.append({"name": name, "model": info["label"], "undoes": info["config"]["obfuscation"],
                      "provenance": info["provenance"], "image": f"{info['config']['image_size']}²",
-                     "steps": info["steps"], "trained": f"{info['device']}, {info.get('precision', 'fp32')}, "
+                     "steps": info["steps"], "trained": f"{info['device']}, {info['precision']}, "
                      f"{info['train_seconds'] / 60:.0f} min", "test PSNR / SSIM": f"{m['psnr']:.2f} / {m['ssim']:.3f}",
                      "on": f"{info['test']['faces']:,} faces"})
     return Table(rows)
