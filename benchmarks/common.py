@@ -37,7 +37,8 @@ def save_result(
     "Write `result` with the command line and the machine facts first to <folder>/<name>.json."
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.json"
-    payload = {"command": "python " + " ".join(sys.argv), "machine": machine_info(), **result}
+    scale = f"CAE_COURSE_SCALE={os.environ['CAE_COURSE_SCALE']} " if os.environ.get("CAE_COURSE_SCALE") else ""
+    payload = {"command": scale + "python " + " ".join(sys.argv), "machine": machine_info(), **result}
     path.write_text(json.dumps(payload, indent=2) + "\n")
     if show:
         print(json.dumps(payload, indent=2))

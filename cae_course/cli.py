@@ -218,7 +218,7 @@ def make_parser() -> argparse.ArgumentParser:
         "Train and evaluate every experiment of the paper (chapter 09). A stopped run resumes when the same command "
         "is given again; complete runs are skipped."))
     rep.add_argument("--scale", choices=["full", "quick"], default=None,
-                     help="full: the paper's sizes (GPU); quick: a CPU stand-in (default: the course scale)")
+                     help="full: the paper's sizes (hours per run on a CPU); quick: a CPU stand-in in minutes (default: the course scale)")
     rep.add_argument("--out", help="results folder (default: results, or results-quick)")
     rep.add_argument("--work", help="folder for checkpoints and snapshots (default: runs/reproduce-<scale>)")
     rep.add_argument("--data", help="LFW archive or folder")

@@ -4,7 +4,7 @@ Uses the models that ship with the course (`cae_course.reproduce.pretrained`) wh
 ones with `fit` at the course scale (chapter 01's `course_scale()`: quick on a CPU, full on a GPU).
 
     python experiments/lpips_ranking.py     # quick scale, one CPU core: 2 min with the shipped models, 13 min training its own
-    CAE_COURSE_SCALE=full python experiments/lpips_ranking.py   # all 3,708 test faces at 112×112: ~70 min on 2 cores (60 % in 40 min, AMD EPYC, 2026-12-02)
+    CAE_COURSE_SCALE=full python experiments/lpips_ranking.py   # all 3,708 test faces at 112×112: ~75 min on 2 cores (AMD EPYC, 2026-12-02, in two sittings)
     python experiments/lpips_ranking.py --faces 8                # a smoke test of the whole script
 
 Writes results/lpips_ranking.json: per-image PSNR, SSIM and LPIPS of every model's reconstructions and of the
