@@ -17,11 +17,12 @@ from .losses import FrozenVGG, read_state_dict, vgg16_weights
 from .metrics import image_pair
 
 # %% auto #0
-__all__ = ['LPIPS_TAPS', 'LPIPS_CHANNELS', 'LPIPS_SHIFT', 'LPIPS_SCALE', 'vgg16_relu5_3', 'vgg16_relu5_3_weights',
-           'lpips_heads_file', 'lpips_heads', 'LPIPS']
+__all__ = ['LPIPS_TAPS', 'LPIPS_TAP_NAMES', 'LPIPS_CHANNELS', 'LPIPS_SHIFT', 'LPIPS_SCALE', 'vgg16_relu5_3',
+           'vgg16_relu5_3_weights', 'lpips_heads_file', 'lpips_heads', 'LPIPS']
 
 # %% ../nbs/10_beyond.ipynb #1f381337
-LPIPS_TAPS = (3, 8, 15, 22, 29)  # indices in vgg16().features of relu1_2, relu2_2, relu3_3, relu4_3, relu5_3
+LPIPS_TAPS = (3, 8, 15, 22, 29)  # indices in vgg16().features of...
+LPIPS_TAP_NAMES = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")  # ...these layers
 LPIPS_CHANNELS = (64, 128, 256, 512, 512)  # channels at those taps
 LPIPS_SHIFT = (-0.030, -0.088, -0.188)  # the lpips package's input normalisation, for images in [-1, 1]...
 LPIPS_SCALE = (0.458, 0.448, 0.450)  # ...(ImageNet's mean and std, rounded and mapped to [-1, 1])
@@ -98,19 +99,18 @@ class LPIPS(FrozenVGG):
         x: torch.Tensor,  # images [B, 3, H, W] (or one [3, H, W]) in [0, 1], H and W ≥ 16
         y: torch.Tensor,  # the reference images, same shape and device
         batch_size: int = 32,  # image pairs through VGG16 at a time
+        per_tap: bool = False,  # return each tap's term `[B, 5]` (their sum is LPIPS) instead of the total
     ) -> torch.Tensor:
-        "LPIPS distance of each image to its reference: `[B]` (a scalar for one image)."
+        "LPIPS distance of each image to its reference: `[B]` (a scalar for one image); `[B, 5]` with `per_tap`."
         xb, yb = image_pair(x, y, 1.0)
         if xb.shape[1] != 3 or min(xb.shape[-2:]) < 16:
             raise ValueError(f"LPIPS needs RGB images of at least 16×16 pixels, got shape {tuple(x.shape)}")
         check_int(batch_size, "batch_size")
         xb, yb = xb.to(self.in_scale.dtype), yb.to(self.in_scale.dtype)
-        values = []
+        terms = []
         for xs, ys in zip(xb.split(int(batch_size)), yb.split(int(batch_size))):
-            total = 0
-            for i, f in enumerate(self.taps(torch.cat([xs, ys]))):
-                fx, fy = f.chunk(2)
-                total = total + ((fx - fy).square() * getattr(self, f"head{i}")).sum(1).mean(dim=(1, 2))
-            values.append(total)
-        value = torch.cat(values)
+            pairs = [f.chunk(2) for f in self.taps(torch.cat([xs, ys]))]
+            terms.append(torch.stack([((fx - fy).square() * getattr(self, f"head{i}")).sum(1).mean(dim=(1, 2))
+                                      for i, (fx, fy) in enumerate(pairs)], dim=1))
+        value = torch.cat(terms) if per_tap else torch.cat(terms).sum(1)
         return value[0] if x.dim() == 3 else value
