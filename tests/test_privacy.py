@@ -1,7 +1,9 @@
 """The re-identification tools of chapter 10 (cae_course.privacy): intervals against SciPy, the gallery/probe split,
 the report's logic, and dlib's face descriptor on real LFW faces (skipped without the optional `privacy` extra)."""
 import importlib.util
+import json
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -152,3 +154,21 @@ def test_pixelation_moves_faces_away_from_themselves(encoder, pairs):
     assert ((blocky - clean).norm(dim=1) > 0.1).all()
     report, _ = reidentification(clean[1::2], clean[::2], torch.arange(5))
     assert report["top1"]["rate"] == 1.0
+
+
+def test_committed_report_is_of_models_that_undo_their_obfuscation():
+    """Chapter 10a's conclusions rest on results/privacy_reid.json: its CAEs must be the paper-scale ones (15 epochs of
+    every training identity's faces), each better than its obfuscated input on the validation faces, rates consistent."""
+    report = json.loads((Path(__file__).resolve().parents[1] / "results" / "privacy_reid.json").read_text())
+    assert set(report["models"]) == {"cae-pixel-blur", "cae-pixel-pixelate"}
+    for name, model in report["models"].items():
+        assert (model["config"]["epochs"], model["config"]["n_train"]) == (15, None), name
+        assert [row["epoch"] for row in model["history"]] == list(range(1, 16)), name
+        last = model["history"][-1]
+        assert last["valid_psnr"] > last["valid_input_psnr"] + 2, name  # a real reconstruction, not a stand-in
+        assert f"{name} reconstruction" in report["conditions"]
+    n = report["probes"]["count"]
+    for condition, rates in report["conditions"].items():
+        top1 = rates["top1"]
+        assert top1["n"] == n and top1["low"] <= top1["rate"] <= top1["high"], condition
+        assert sum(report["top1_per_probe"][condition]) == top1["successes"], condition
