@@ -6,7 +6,7 @@ Everything is measured on people the models never saw: the split is chapter 01's
 models were trained on the paper's by-image split, whose test identities they have seen).
 
     nohup python experiments/privacy.py --epochs 15 > privacy.log 2>&1 &   # the committed report: the paper's 15
-                  # epochs of all the training identities' faces. On a 2-core CPU each model takes ~75 min when
+                  # epochs of all the training identities' faces. On a 2-core CPU each model takes ~60 min when
                   # the two train side by side (one `--models` each, OMP_NUM_THREADS=1), then 4 min for the report
     python experiments/privacy.py --steps 256      # a smoke run in ~17 min: models this short are still worse than
                   # their input, so its report goes to ~/.cache/cae_course/privacy/, never over results/
