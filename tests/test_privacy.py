@@ -16,6 +16,7 @@ from cae_course.obfuscate import pixelate
 from cae_course.privacy import (MATCH_THRESHOLD, PRIVACY_HINT, bootstrap_interval, face_arrays, gallery_and_probes,
                                 privacy_extra_installed, reidentification, wilson_interval)
 
+ROOT = Path(__file__).resolve().parents[1]
 needs_face_model = pytest.mark.skipif(not privacy_extra_installed(), reason=PRIVACY_HINT)
 
 
@@ -159,7 +160,7 @@ def test_pixelation_moves_faces_away_from_themselves(encoder, pairs):
 def test_committed_report_is_of_models_that_undo_their_obfuscation():
     """Chapter 10a's conclusions rest on results/privacy_reid.json: its CAEs must be the paper-scale ones (15 epochs of
     every training identity's faces), each better than its obfuscated input on the validation faces, rates consistent."""
-    report = json.loads((Path(__file__).resolve().parents[1] / "results" / "privacy_reid.json").read_text())
+    report = json.loads((ROOT / "results" / "privacy_reid.json").read_text())
     assert set(report["models"]) == {"cae-pixel-blur", "cae-pixel-pixelate"}
     for name, model in report["models"].items():
         assert (model["config"]["epochs"], model["config"]["n_train"]) == (15, None), name
