@@ -27,7 +27,8 @@ from common import save_result
 import cae_course.train as engine
 from cae_course.data import center_crop, default_device, load_lfw
 from cae_course.losses import make_loss
-from cae_course.train import EpochProgress, TrainConfig, engine_mode, make_batch, train_epoch
+from cae_course.config import TrainConfig
+from cae_course.train import EpochProgress, engine_mode, make_batch, train_epoch
 
 
 def cpu_flags() -> dict:

@@ -24,7 +24,8 @@ from .obfuscate import obfuscate
 from .paper import EXPERIMENTS
 from .shipped import list_pretrained
 from .reproduce import reproduce
-from .train import TrainConfig, evaluate, fit, load_model
+from .config import TrainConfig
+from .train import evaluate, fit, load_model
 
 # %% auto #0
 __all__ = ['field_help', 'add_config_options', 'stop_on_signals', 'train_command', 'evaluate_command', 'output_paths',

@@ -20,7 +20,8 @@ from .paper import EPOCH_STUDY, EXPERIMENTS, PAPER_INPUT, Experiment, ReproScale
 from .shipped import pretrained, pretrained_info, pretrained_names
 from .reproduce import eval_faces, run_precision
 from .storage import read_json
-from .train import TrainConfig, reconstruct
+from .config import TrainConfig
+from .train import reconstruct
 
 # %% auto #0
 __all__ = ['LFW_FRAME', 'ZOOMS', 'OBFUSCATED_TITLE', 'zoom_box', 'score_label', 'comparison_figure', 'shipped_models',

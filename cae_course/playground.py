@@ -24,7 +24,8 @@ from torchvision.utils import make_grid
 from .display import figure_png
 from .data import LFW, Scale, course_scale, default_device, denormalize, load_lfw, split_indices
 from .models import MODELS
-from .train import Run, TrainConfig, fit, make_batch, prepare_faces, reconstruct
+from .config import TrainConfig
+from .train import Run, fit, make_batch, prepare_faces, reconstruct
 
 # %% auto #0
 __all__ = ['PLAYGROUND', 'ROWS', 'NO_METRICS', 'playground_config', 'png_bytes', 'faces_png', 'curve_figure', 'stack_png',

@@ -24,7 +24,8 @@ from .paper import (EPOCH_STUDY, EXPERIMENTS, FIGURE_FACES, Experiment, ReproSca
                               snapshot_epochs)
 from .shipped import pretrained, pretrained_info, pretrained_names, weights_dir
 from .storage import read_json, write_json
-from .train import TrainConfig, evaluate, fit, load_checkpoint, load_model, reconstruct
+from .config import TrainConfig
+from .train import evaluate, fit, load_checkpoint, load_model, reconstruct
 
 # %% auto #0
 __all__ = ['GATE_FACES', 'GATE_MARGIN', 'experiment_config', 'run_order', 'eval_faces', 'run_precision', 'now', 'save_snapshot',

@@ -22,7 +22,8 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from .checkpoint import load_checkpoint, rng_state, set_rng_state
-from .data import LFW, Scale, course_scale, default_device, denormalize, load_lfw, normalize, split_faces
+from .config import TrainConfig
+from .data import LFW, default_device, denormalize, load_lfw, normalize, split_faces
 from .display import image_grid
 from .losses import make_loss
 from .metrics import psnr, ssim
@@ -32,49 +33,10 @@ from .shipped import pretrained, pretrained_info, pretrained_names
 from .storage import save_atomic, write_json
 
 # %% auto #0
-__all__ = ['CPU_FLUSHES_DENORMALS', 'TrainConfig', 'prepare_faces', 'make_batch', 'NonFiniteLossError', 'StopTraining',
-           'cpu_vendor', 'cpu_bf16_is_fast', 'engine_mode', 'autocast', 'to_layout', 'learning_rate', 'epoch_batches',
+__all__ = ['CPU_FLUSHES_DENORMALS', 'prepare_faces', 'make_batch', 'NonFiniteLossError', 'StopTraining', 'cpu_vendor',
+           'cpu_bf16_is_fast', 'engine_mode', 'autocast', 'to_layout', 'learning_rate', 'epoch_batches',
            'EpochProgress', 'train_epoch', 'reconstruct', 'evaluate', 'build_model', 'build_loss', 'load_model',
            'distributed_context', 'average_buffers', 'Run', 'save_samples', 'fit']
-
-# %% ../nbs/07_train.ipynb #0db563c7
-@dataclass
-class TrainConfig:
-    "Everything that defines a training run; the defaults are the paper's."
-    arch: str = "cae"  # model name, see `cae_course.models.make_model`
-    loss: str = "pixel"  # "pixel", "perceptual" or "mixed"
-    rho: float = 1.0  # weight of the pixel term in the mixed loss
-    beta: float = 0.01  # weight of the model's extra loss (the VCAE's KL term); why 0.01: chapter 05
-    obfuscation: str = "blur"  # "blur" or "pixelate"
-    sigma: float = 4.0  # Gaussian blur σ
-    kernel_size: int = 9  # Gaussian blur kernel side
-    block: int = 8  # pixelation block side, in pixels
-    epochs: int = 15  # passes over the training faces
-    batch_size: int = 8  # faces per step
-    lr: float = 5e-4  # Adam's learning rate (the peak of the one-cycle schedule)
-    schedule: str = "constant"  # learning-rate schedule: "constant" (the paper) or "onecycle" (warm up, then anneal)
-    weight_decay: float = 1e-5  # L2 penalty (Adam's weight_decay, as in the paper)
-    seed: int = 0  # initialisation, data order and the data split
-    n_train: int | None = None  # use only the first n training faces; None: all 7,620
-    n_valid: int | None = None  # validate on the first n validation faces; None: all 1,905
-    image_size: int = 112  # side of the centre crop the model sees
-    bf16: bool = True  # bfloat16 autocast where it is faster (see `cpu_bf16_is_fast`) (--no-bf16: float32)
-    channels_last: bool = True  # channels-last memory format (faster convolutions on GPUs and CPUs)
-    compile: bool = False  # torch.compile the model
-    vgg16: str | None = None  # a local VGG16 state dict for the perceptual loss (None: the usual search)
-
-    @classmethod
-    def for_scale(cls, scale: Scale | None = None, **overrides) -> TrainConfig:
-        "The paper's configuration at the course's scale (`course_scale()`), with any field overridden."
-        scale = scale or course_scale()
-        sized = dict(epochs=scale.epochs, batch_size=scale.batch_size, n_train=scale.n_train,
-                     n_valid=scale.n_eval, image_size=scale.image_size, lr=scale.lr, schedule=scale.schedule)
-        return cls(**{**sized, **overrides})
-
-    def obfuscation_params(self) -> dict:
-        "The parameters of the chosen obfuscation."
-        return ({"kernel_size": self.kernel_size, "sigma": self.sigma} if self.obfuscation == "blur"
-                else {"block": self.block})
 
 # %% ../nbs/07_train.ipynb #11c95cfa
 def prepare_faces(

@@ -31,7 +31,8 @@ from cae_course.data import center_crop, course_scale, default_device, load_lfw,
 from cae_course.lpips_metric import LPIPS  # noqa: E402
 from cae_course.metrics import psnr, ssim  # noqa: E402
 from cae_course.shipped import pretrained_info, pretrained_names  # noqa: E402
-from cae_course.train import TrainConfig, fit, load_checkpoint, load_model, reconstruct  # noqa: E402
+from cae_course.config import TrainConfig
+from cae_course.train import fit, load_checkpoint, load_model, reconstruct  # noqa: E402
 
 OWN_MODELS = ("cae-pixel-blur", "cae-perceptual-blur", "cae-mixed-blur", "cae-pixel-pixelate", "cae-mixed-pixelate")
 

@@ -33,7 +33,8 @@ from common import save_result  # noqa: E402
 from cae_course.data import LFW, default_device, load_lfw, split_indices  # noqa: E402
 from cae_course.privacy import (FaceEncoder, MATCH_THRESHOLD, face_model_versions, gallery_and_probes,  # noqa: E402
                                 reidentification)
-from cae_course.train import TrainConfig, fit, load_checkpoint, load_model, reconstruct  # noqa: E402
+from cae_course.config import TrainConfig
+from cae_course.train import fit, load_checkpoint, load_model, reconstruct  # noqa: E402
 
 IMAGE_SIZE = 112  # dlib's face chips need the whole face: the 64×64 quick crop cuts it at the brows and lips
 

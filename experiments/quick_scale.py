@@ -18,7 +18,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import save_result  # noqa: E402
 
 from cae_course.data import load_lfw  # noqa: E402
-from cae_course.train import TrainConfig, fit  # noqa: E402
+from cae_course.config import TrainConfig
+from cae_course.train import fit  # noqa: E402
 
 CANDIDATES = [  # (image_size, faces, epochs, schedule, peak lr)
     (64, 512, 2, "constant", 5e-4),  # the former quick scale

@@ -10,7 +10,8 @@ import torch
 
 from cae_course.data import load_lfw
 from cae_course.losses import make_loss
-from cae_course.train import TrainConfig, build_model, epoch_batches, make_batch, prepare_faces
+from cae_course.config import TrainConfig
+from cae_course.train import build_model, epoch_batches, make_batch, prepare_faces
 
 # Plain fp32 NCHW, like the reference below: with the engine's channels-last (or bf16 on a CPU with AMX), gradients
 # near zero round differently, Adam turns their sign into a full ±lr step, and the weights differ by ~lr.
@@ -19,7 +20,8 @@ TINY = dict(n_train=32, n_valid=8, image_size=32, epochs=1, batch_size=8, seed=0
 RANK_SCRIPT = textwrap.dedent("""
     import sys, torch, torch.distributed as dist
     from cae_course.data import load_lfw
-    from cae_course.train import TrainConfig, fit
+    from cae_course.config import TrainConfig
+    from cae_course.train import fit
     run = fit(TrainConfig(**{cfg}), load_lfw(progress=False), device="cpu", progress=False)
     torch.save(run.model.state_dict(), f"{out}/rank{{dist.get_rank()}}.pt")
     dist.destroy_process_group()

@@ -20,7 +20,8 @@ from cae_course.pack import QUANT_FORMAT, save_packed, QUANT_TOLERANCE, dequanti
 from cae_course.paper import EPOCH_STUDY, EXPERIMENTS, FIGURE_FACES, PAPER_INPUT, REPRO_SCALES, ReproScale, experiment
 from cae_course.reproduce import experiment_config, quality_gate, reproduce, run_precision
 from cae_course.shipped import pretrained, pretrained_info, pretrained_names, weights_dir
-from cae_course.train import TrainConfig, evaluate, reconstruct
+from cae_course.config import TrainConfig
+from cae_course.train import evaluate, reconstruct
 
 
 def pretrained_config(name: str) -> TrainConfig:

@@ -9,8 +9,9 @@ import torch
 from torch import nn
 
 import cae_course.train as lib
-from cae_course.train import (NonFiniteLossError, TrainConfig, engine_mode, epoch_batches, fit, learning_rate,
-                              load_checkpoint, load_model, make_batch)
+from cae_course.config import TrainConfig
+from cae_course.train import (NonFiniteLossError, engine_mode, epoch_batches, fit, learning_rate, load_checkpoint,
+                              load_model, make_batch)
 
 TINY = TrainConfig(n_train=24, n_valid=8, image_size=32, epochs=2, batch_size=8)
 
