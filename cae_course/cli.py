@@ -14,22 +14,14 @@ import signal
 import sys
 from pathlib import Path
 
-import torch
 from fastcore.docments import docments
-from PIL import Image
 
-from .data import default_device, denormalize, load_lfw, normalize, split_faces
-from .demo import demo, load_image
-from .obfuscate import obfuscate
-from .paper import EXPERIMENTS
-from .shipped import list_pretrained
-from .reproduce import reproduce
 from .config import TrainConfig
-from .train import evaluate, fit, load_model
 
 # %% auto #0
 __all__ = ['field_help', 'add_config_options', 'stop_on_signals', 'train_command', 'evaluate_command', 'output_paths',
-           'deobfuscate_files', 'deobfuscate_command', 'reproduce_command', 'demo_command', 'make_parser', 'main']
+           'image_restorer', 'deobfuscate_files', 'deobfuscate_command', 'reproduce_command', 'demo_command',
+           'make_parser', 'main']
 
 # %% ../nbs/07b_cli.ipynb #d0dc744f
 def field_help(cls) -> dict[str, str]:
@@ -76,6 +68,9 @@ def stop_on_signals(
 # %% ../nbs/07b_cli.ipynb #a1169e95
 def train_command(args) -> int:
     "`cae-course train`: build the configuration from the options and the course scale, then `fit`."
+    from cae_course.data import load_lfw
+    from cae_course.train import fit
+
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if getattr(args, f.name) is not None}
     cfg = TrainConfig(**overrides) if args.paper else TrainConfig.for_scale(**overrides)
     faces = load_lfw(args.data)
@@ -91,6 +86,9 @@ def train_command(args) -> int:
 
 def evaluate_command(args) -> int:
     "`cae-course evaluate`: PSNR/SSIM (`evaluate`) of a model on a split of LFW, as JSON to `--out` (and printed)."
+    from cae_course.data import default_device, load_lfw, split_faces
+    from cae_course.train import evaluate, load_model
+
     model, cfg = load_model(args.model, default_device())
     images = split_faces(load_lfw(args.data), args.split, args.n, cfg.image_size, cfg.seed)
     result = {"model": str(args.model), "split": args.split, "images": len(images), **evaluate(model, images, cfg),
@@ -119,31 +117,66 @@ def output_paths(
     return targets
 
 
+def image_restorer(
+    model_source: str | Path,  # a checkpoint written by `fit`, or a shipped model's name
+    apply_obfuscation: bool = False,  # obfuscate each face first, as the model was trained
+    device: str | None = None,  # where PyTorch computes (None: `default_device()`); the NumPy runtime uses the CPU
+):
+    "`(restore, side)`: `restore` maps a uint8 face [3, side, side] to its reconstruction (uint8, same shape)."
+    import numpy as np
+
+    if not apply_obfuscation and not Path(model_source).exists():  # a shipped model's name: no PyTorch needed
+        from cae_course.runtime import load_runtime_model
+
+        model = load_runtime_model(str(model_source))
+        to_uint8 = lambda y: np.round((np.clip(y, -1, 1) + 1) * 127.5).astype(np.uint8)
+        return (lambda face: to_uint8(model(face[None].astype(np.float32) / 127.5 - 1)[0])), model.config["image_size"]
+    import torch
+
+    from cae_course.cores import use_free_cores
+    from cae_course.data import default_device, denormalize, normalize
+    from cae_course.obfuscate import obfuscate
+    from cae_course.train import load_model
+
+    use_free_cores()
+    model, cfg = load_model(model_source, device or default_device())
+    dev = next(model.parameters()).device
+
+    def restore(face):
+        x = torch.from_numpy(face)[None].to(dev).float() / 255
+        if apply_obfuscation:
+            x = obfuscate(x, cfg.obfuscation, **cfg.obfuscation_params())
+        with torch.no_grad():
+            y = denormalize(model(normalize(x))).clamp(0, 1)[0]
+        return (y * 255).round().byte().cpu().numpy()
+
+    return restore, cfg.image_size
+
+
 def deobfuscate_files(
     model_source: str | Path,  # a checkpoint written by `fit`, or a shipped model's name
     paths: list[str | Path],  # image files
     out_dir: str | Path,  # where the `<name>.png` reconstructions go (see `output_paths`)
     apply_obfuscation: bool = False,  # obfuscate the images first, as the model was trained
     detect: bool = True,  # find the face in each image (see `load_image`); False: the centre square
-    device: str | None = None,  # None: `default_device()`
+    device: str | None = None,  # where PyTorch computes, see `image_restorer`
 ) -> list[tuple[str, str]]:
     "Reconstruct each image file; returns (input path, output path or 'error: …') for each input, in order."
-    model, cfg = load_model(model_source, device or default_device())
-    dev = next(model.parameters()).device
+    from PIL import Image
+
+    from cae_course.photo import load_image
+
+    restore, side = image_restorer(model_source, apply_obfuscation, device)
     out_dir, paths = Path(out_dir), [Path(p) for p in paths]
     out_dir.mkdir(parents=True, exist_ok=True)
     results = []
     for path, target in zip(paths, output_paths(paths, out_dir)):
         try:
-            x = load_image(path, cfg.image_size, detect).unsqueeze(0).to(dev).float() / 255
+            face = load_image(path, side, detect)
         except ValueError as e:
             results.append((str(path), f"error: {e}"))
             continue
-        if apply_obfuscation:
-            x = obfuscate(x, cfg.obfuscation, **cfg.obfuscation_params())
-        with torch.no_grad():
-            y = denormalize(model(normalize(x))).clamp(0, 1)[0]
-        Image.fromarray((y * 255).round().byte().permute(1, 2, 0).cpu().numpy()).save(target)
+        Image.fromarray(restore(face).transpose(1, 2, 0)).save(target)
         results.append((str(path), str(target)))
     return results
 
@@ -159,6 +192,9 @@ def deobfuscate_command(args) -> int:
 # %% ../nbs/07b_cli.ipynb #ec21c471
 def reproduce_command(args) -> int:
     "`cae-course reproduce`: train, resume or skip every run; print where each stands."
+    from cae_course.paper import EXPERIMENTS
+    from cae_course.reproduce import reproduce
+
     with stop_on_signals() as should_stop:
         records = reproduce(args.out, args.scale, args.work, data=args.data, only=args.only, stop_after=args.stop_after,
                             should_stop=should_stop, pack_into=args.pack_into, command=" ".join(["cae-course", *args.argv]))
@@ -173,6 +209,9 @@ def reproduce_command(args) -> int:
 
 def demo_command(args) -> int:
     "`cae-course demo`: reconstruct the astronaut (or your photos) with the shipped models; print the scores, write one PNG."
+    from cae_course.demo import demo
+    from cae_course.shipped import list_pretrained
+
     if args.list:
         print(list_pretrained())  # a header, then one aligned line per model
         return 0

@@ -6,23 +6,21 @@
 from __future__ import annotations
 
 import sys
-from functools import cache
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, UnidentifiedImageError
+from PIL import Image, ImageDraw
 from torch import Tensor
 
 from .data import check_int
 from .display import Table
-from .figures import LFW_FRAME, comparison_figure, demo_panels, largest_models, shipped_models
+from .figures import comparison_figure, demo_panels, largest_models, shipped_models
 from .shipped import pretrained_names, weights_dir
+from .photo import Box, crop_box, cut_square, read_photo
 
 # %% auto #0
-__all__ = ['ASTRONAUT_FACE_CENTER', 'DETECT_SIDE', 'PYRAMID_OFFSETS', 'LFW_FACE_BOX', 'Box', 'image_tensor', 'astronaut_face',
-           'read_photo', 'face_detector', 'largest_face', 'find_face', 'lfw_crop_box', 'centre_square', 'crop_box',
-           'cut_square', 'load_image', 'boxed_thumbnail', 'photo_face', 'demo']
+__all__ = ['ASTRONAUT_FACE_CENTER', 'image_tensor', 'astronaut_face', 'boxed_thumbnail', 'photo_face', 'demo']
 
 # %% ../nbs/09e_demo.ipynb #cb57d2c3
 ASTRONAUT_FACE_CENTER = (115, 224)  # (row, column) in `skimage.data.astronaut()` that an LFW crop is centred on
@@ -46,111 +44,6 @@ def astronaut_face(
     top, left = row - size // 2, col - size // 2
     return image_tensor(astronaut()[top:top + size, left:left + size])
 
-# %% ../nbs/09e_demo.ipynb #ed544965
-def read_photo(
-    path: str | Path,  # any image file Pillow can read
-) -> Image.Image:
-    "The picture in `path` as an RGB Pillow image; a one-line `ValueError` if it is not a readable image."
-    path = Path(path)
-    try:
-        with Image.open(path) as img:
-            return img.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:  # not an image, missing, truncated, huge...
-        raise ValueError(f"{path} is not a readable image ({type(e).__name__})") from None
-
-# %% ../nbs/09e_demo.ipynb #d1c78429
-DETECT_SIDE = 640  # photos are searched for faces at most this many pixels wide and high
-PYRAMID_OFFSETS = tuple((5 / 6) ** (i / 3) for i in range(3))  # three thirds of a step of dlib's 5/6 pyramid
-
-
-@cache
-def face_detector():
-    "dlib's frontal-face HOG detector (built once)."
-    import dlib  # imported here: only finding faces needs it
-
-    return dlib.get_frontal_face_detector()
-
-
-def largest_face(
-    photo: Image.Image,  # an RGB photo
-    scale: float,  # shrink it by this factor before detecting
-) -> tuple[float, float, float] | None:
-    "The largest face box dlib finds in `photo` shrunk by `scale`: (centre column, centre row, side) in `photo`'s pixels."
-    small = photo.resize((max(1, round(photo.width * scale)), max(1, round(photo.height * scale))), Image.BILINEAR)
-    boxes = face_detector()(np.asarray(small), 1)
-    if not boxes:
-        return None
-    box = max(boxes, key=lambda b: b.area())
-    return (box.left() + box.width() / 2) / scale, (box.top() + box.height() / 2) / scale, box.width() / scale
-
-
-def find_face(
-    photo: Image.Image,  # an RGB photo
-) -> tuple[float, float, float] | None:
-    "The largest face in `photo`, averaged over `PYRAMID_OFFSETS`: (centre column, centre row, side of its box); None if none."
-    shrink = min(1.0, DETECT_SIDE / max(photo.size))
-    found = [f for f in (largest_face(photo, shrink * o) for o in PYRAMID_OFFSETS) if f]
-    return tuple(float(v) for v in np.mean(found, axis=0)) if found else None
-
-# %% ../nbs/09e_demo.ipynb #cd92dac0
-LFW_FACE_BOX = (125.1, 133.4, 102.1)  # `find_face` on LFW photos: (centre column, centre row, side) in the 250 frame (experiments/face_framing.py)
-
-Box = tuple[float, float, float, float]  # (left, top, right, bottom) in a photo's pixels
-
-
-def lfw_crop_box(
-    face: tuple[float, float, float],  # (centre column, centre row, side) of a face box, from `find_face`
-    size: int,  # side of the model's input: the centre crop of LFW's frame
-) -> Box:
-    "The square of the photo that LFW's framing of `face` would turn into a model's `size`×`size` centre crop."
-    col, row, side = face
-    k = side / LFW_FACE_BOX[2]  # photo pixels per LFW pixel
-    centre_col = col + (LFW_FRAME / 2 - LFW_FACE_BOX[0]) * k
-    centre_row = row + (LFW_FRAME / 2 - LFW_FACE_BOX[1]) * k
-    half = size * k / 2
-    return centre_col - half, centre_row - half, centre_col + half, centre_row + half
-
-
-def centre_square(
-    photo: Image.Image,  # a photo
-) -> Box:
-    "The largest square in the middle of `photo`."
-    side = min(photo.size)
-    left, top = (photo.width - side) // 2, (photo.height - side) // 2
-    return left, top, left + side, top + side
-
-
-def crop_box(
-    photo: Image.Image,  # an RGB photo
-    size: int,  # side of the model's input
-    detect: bool = True,  # find the face; False: the centre square
-    name: str = "photo",  # how the fallback message names the photo
-) -> Box:
-    "The part of `photo` a model of side `size` should see: LFW's framing of the face found, else the centre square."
-    face = find_face(photo) if detect else None
-    if detect and face is None:
-        print(f"{name}: no face found; using the centre square of the photo", file=sys.stderr)
-    return lfw_crop_box(face, size) if face else centre_square(photo)
-
-# %% ../nbs/09e_demo.ipynb #e9e56bac
-def cut_square(
-    photo: Image.Image,  # an RGB photo
-    box: Box,  # the square to cut (see `crop_box`)
-    size: int,  # the side to resize it to
-) -> Tensor:
-    "The square `box` of `photo` (black beyond its border), resized to `size`×`size` (bicubic): uint8 [3, size, size]."
-    return image_tensor(photo.crop(tuple(round(v) for v in box)).resize((size, size), Image.BICUBIC))
-
-
-def load_image(
-    path: str | Path,  # any image file Pillow can read
-    size: int,  # side of the square the model expects
-    detect: bool = True,  # find the face and frame it like LFW; False: the centre square of the photo
-) -> Tensor:
-    "A photo as a model's input, uint8 [3, size, size]: the face framed like LFW (or the centre square), resized."
-    photo = read_photo(path)
-    return cut_square(photo, crop_box(photo, size, detect, Path(path).name), size)
-
 # %% ../nbs/09e_demo.ipynb #85b01cb0
 def boxed_thumbnail(
     photo: Image.Image,  # an RGB photo
@@ -172,7 +65,7 @@ def photo_face(
     "The photo's file name, the face a model sees (as `load_image`) and a thumbnail showing where it was cut."
     photo = read_photo(path)
     box = crop_box(photo, size, detect, Path(path).name)
-    return Path(path).name, cut_square(photo, box, size), boxed_thumbnail(photo, box)
+    return Path(path).name, torch.from_numpy(cut_square(photo, box, size)), boxed_thumbnail(photo, box)
 
 # %% ../nbs/09e_demo.ipynb #d1aa020e
 def demo(

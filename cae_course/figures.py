@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from .data import LFW, split_faces
 from .display import Table, image_grid
 from .metrics import psnr, ssim
+from .photo import LFW_FRAME
 from .paper import EPOCH_STUDY, EXPERIMENTS, PAPER_INPUT, Experiment, ReproScale, experiment
 from .shipped import pretrained, pretrained_info, pretrained_names
 from .reproduce import eval_faces, run_precision
@@ -24,12 +25,10 @@ from .config import TrainConfig
 from .train import reconstruct
 
 # %% auto #0
-__all__ = ['LFW_FRAME', 'ZOOMS', 'OBFUSCATED_TITLE', 'zoom_box', 'score_label', 'comparison_figure', 'shipped_models',
-           'largest_models', 'demo_panels', 'run_result', 'results_table', 'learning_curves', 'paper_figure',
-           'epoch_study_figure']
+__all__ = ['ZOOMS', 'OBFUSCATED_TITLE', 'zoom_box', 'score_label', 'comparison_figure', 'shipped_models', 'largest_models',
+           'demo_panels', 'run_result', 'results_table', 'learning_curves', 'paper_figure', 'epoch_study_figure']
 
 # %% ../nbs/09d_figures.ipynb #490de61c
-LFW_FRAME = 250  # LFW's images are 250×250; every crop of the course is centred in that frame
 ZOOMS = {"eyes": (99, 125, 83, 167), "mouth": (143, 169, 101, 149)}  # (top, bottom, left, right) in the LFW frame
 
 

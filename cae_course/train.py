@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from .checkpoint import load_checkpoint, rng_state, set_rng_state
 from .config import TrainConfig
+from .cores import FreeCores, use_free_cores
 from .data import LFW, default_device, denormalize, load_lfw, normalize, split_faces
 from .display import image_grid
 from .losses import make_loss
@@ -180,12 +181,14 @@ def train_epoch(
     total = torch.full((), progress.loss_sum, device=device)
     start, seconds_before = time.perf_counter(), progress.seconds
     last_save = time.monotonic()
+    threads = FreeCores()  # as many threads as other programs leave cores free (chapter 06b)
     bar = tqdm(total=len(batches), initial=progress.step, desc=f"epoch {progress.epoch}/{cfg.epochs}", leave=False,
                disable=not show_progress or rank > 0)
     for step, idx in enumerate(batches[progress.step:], progress.step + 1):
         if should_stop and should_stop():
             progress.loss_sum, progress.seconds = total.item(), seconds_before + time.perf_counter() - start
             raise StopTraining(f"stopped at epoch {progress.epoch}, step {step}")
+        threads()
         for group in opt.param_groups:
             group["lr"] = learning_rate(cfg, done_before + step - 1, total_steps)
         x, y = (to_layout(t, device, cfg) for t in make_batch(images[idx.to(device)], cfg))
@@ -209,6 +212,7 @@ def train_epoch(
             progress.loss_sum, progress.seconds = total.item(), seconds_before + time.perf_counter() - start
             save(progress)
             last_save = time.monotonic()
+    threads = FreeCores()  # as many threads as other programs leave cores free (chapter 06b)
     bar.close()
     progress.seconds = seconds_before + time.perf_counter() - start
     return total.item() / len(batches)
@@ -222,6 +226,7 @@ def reconstruct(
     batch_size: int = 64,  # faces per forward pass
 ) -> tuple[Tensor, Tensor, Tensor]:
     "Clean, obfuscated and reconstructed faces, all in [0, 1] (eval mode; the model's mode is restored)."
+    use_free_cores()
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device

@@ -1,6 +1,6 @@
 """Chapter 09e's LFW framing: where and how big dlib's face box is in LFW's 250×250 photos.
 
-Runs `cae_course.demo.find_face` (dlib's HOG detector, as `load_image` uses it) on every `--every`-th photo of the
+Runs `cae_course.photo.find_face` (dlib's HOG detector, as `load_image` uses it) on every `--every`-th photo of the
 LFW archive (sorted by path) and reports the box's centre and side: their median is `LFW_FACE_BOX`.
 
     python experiments/face_framing.py            # 401 photos of the archive that load_lfw finds: about a minute on 2 cores
@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import save_result  # noqa: E402
 
 from cae_course.data import find_lfw, read_face_files  # noqa: E402
-from cae_course.demo import find_face  # noqa: E402
+from cae_course.photo import find_face  # noqa: E402
 
 
 def main() -> None:

@@ -1,13 +1,12 @@
-"""cae_course.demo's photo reading: a face anywhere in a photo is found and framed like LFW; without a face (or with
+"""cae_course.photo's photo reading (used by the demo and deobfuscate): a face anywhere in a photo is found and framed like LFW; without a face (or with
 `--no-detect`) the centre square is used."""
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from cae_course import demo as demo_module
+from cae_course import photo as photo_module
 from cae_course.cli import main
-from cae_course.demo import crop_box, load_image
+from cae_course.photo import crop_box, load_image
 
 CANVAS = (900, 700)  # a larger photo to paste LFW photos into
 
@@ -40,9 +39,9 @@ def test_lfw_photos_pasted_anywhere_are_cut_back_to_lfw_framing(lfw_photo_sample
 def test_the_cut_face_looks_like_the_lfw_crop(lfw_photo_sample, tmp_path):
     photo = lfw_photo_sample[0]
     pasted(photo, 1.4, (200, 150)).save(tmp_path / "photo.png")
-    lfw_crop = torch.from_numpy(np.array(photo.crop((93, 93, 157, 157)))).permute(2, 0, 1).float()
-    assert (load_image(tmp_path / "photo.png", 64).float() - lfw_crop).abs().mean() < 25
-    assert (load_image(tmp_path / "photo.png", 64, detect=False).float() - lfw_crop).abs().mean() > 40
+    lfw_crop = np.array(photo.crop((93, 93, 157, 157))).transpose(2, 0, 1).astype(float)
+    assert np.abs(load_image(tmp_path / "photo.png", 64) - lfw_crop).mean() < 25
+    assert np.abs(load_image(tmp_path / "photo.png", 64, detect=False) - lfw_crop).mean() > 40
 
 
 def test_without_a_face_the_centre_square_is_used_and_said(tmp_path, capsys):
@@ -51,8 +50,8 @@ def test_without_a_face_the_centre_square_is_used_and_said(tmp_path, capsys):
     Image.fromarray(pixels).save(tmp_path / "ramp.png")
     image = load_image(tmp_path / "ramp.png", 60)
     assert capsys.readouterr().err.strip() == "ramp.png: no face found; using the centre square of the photo"
-    assert torch.equal(image, load_image(tmp_path / "ramp.png", 60, detect=False))
-    assert image[:, :, 0].float().mean() > 0 and abs(image[0, :, 0].float().mean() - 127) < 5  # no black border
+    assert np.array_equal(image, load_image(tmp_path / "ramp.png", 60, detect=False))
+    assert image[:, :, 0].mean() > 0 and abs(image[0, :, 0].mean() - 127) < 5  # no black border
     assert capsys.readouterr().err == ""  # detect=False: no detection, no message
 
 
@@ -63,7 +62,7 @@ def test_no_detect_takes_the_centre_square_without_looking_for_a_face(lfw_photo_
     def no_detector(photo):
         raise AssertionError("--no-detect still looked for a face")
 
-    monkeypatch.setattr(demo_module, "find_face", no_detector)
+    monkeypatch.setattr(photo_module, "find_face", no_detector)
     args = {"deobfuscate": ["deobfuscate", "cae-pixel-blur", str(tmp_path / "photo.png"), "--out", str(tmp_path / "out")],
             "demo": ["demo", str(tmp_path / "photo.png"), "--models", "cae-pixel-blur", "--out", str(tmp_path / "d.png")]}
     assert main([*args[command], "--no-detect"]) == 0
