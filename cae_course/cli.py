@@ -130,7 +130,7 @@ def image_restorer(
 
         model = load_runtime_model(str(model_source))
         to_uint8 = lambda y: np.round((np.clip(y, -1, 1) + 1) * 127.5).astype(np.uint8)
-        return (lambda face: to_uint8(model(face[None].astype(np.float32) / 127.5 - 1)[0])), model.config["image_size"]
+        return (lambda face: to_uint8(model(face[None].astype(np.float32) / 127.5 - 1)[0])), model.image_size
     import torch
 
     from cae_course.cores import use_free_cores
