@@ -12,12 +12,12 @@ from typing import Callable
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file
 
 # %% auto #0
-__all__ = ['QUANT_FORMAT', 'BN_EPS', 'ARCHS', 'GEOMETRY', 'weights_dir', 'model_names', 'read_state', 'fold_batch_norm', 'relu',
-           'tanh', 'Conv', 'ResBlock', 'count_children', 'conv_bn', 'encoder_layer', 'RuntimeModel',
+__all__ = ['QUANT_FORMAT', 'BN_EPS', 'ARCHS', 'GEOMETRY', 'CHUNK', 'weights_dir', 'model_names', 'read_state', 'fold_batch_norm',
+           'relu', 'tanh', 'Conv', 'ResBlock', 'count_children', 'conv_bn', 'encoder_layer', 'RuntimeModel',
            'load_runtime_model']
 
 # %% ../nbs/09g_runtime.ipynb #b8695b14
@@ -45,7 +45,7 @@ def read_state(
     try:
         with safe_open(path, framework="numpy") as f:
             fmt = (f.metadata() or {}).get("format")
-    except Exception as e:  # safetensors raises its own error types for files that are not safetensors
+    except SafetensorError as e:
         raise ValueError(f"{path} is not a safetensors file ({e})") from None
     if fmt != QUANT_FORMAT:
         raise ValueError(f"{path} is not a cae_course model in format {QUANT_FORMAT}")
@@ -199,6 +199,9 @@ def encoder_layer(
     return ResBlock([conv_bn(state, f"{prefix}.body.{j}") for j in range(count_children(state, f"{prefix}.body."))])
 
 
+CHUNK = 16  # images per pass: bounds the memory of the matmuls' operands (about 12 MB a layer per 112 px image)
+
+
 class RuntimeModel:
     "A trained model's eval-mode forward pass in NumPy: called like the PyTorch model, on arrays."
 
@@ -233,6 +236,13 @@ class RuntimeModel:
     ) -> np.ndarray:
         "The restored images, float32 [B, C, S, S] in [−1, 1], as the PyTorch model in eval mode gives them."
         self.check_images(x)
+        return np.concatenate([self.forward(x[i:i + CHUNK]) for i in range(0, max(len(x), 1), CHUNK)])
+
+    def forward(
+        self,
+        x: np.ndarray,  # float32 images [B, C, S, S] in [−1, 1], already checked
+    ) -> np.ndarray:
+        "The restored images, all in one pass."
         h, maps = x.transpose(0, 2, 3, 1), []  # channels last: each pixel's channels side by side for the matmuls
         for layer in self.encoder:
             h = layer(h)
@@ -255,6 +265,8 @@ def load_runtime_model(
         path = folder / f"{name_or_path}.safetensors"
         if not path.exists() or not path.with_suffix(".json").exists():
             raise ValueError(f"unknown model {str(name_or_path)!r}; available: {', '.join(model_names(folder)) or 'none'}")
+    if not path.exists():
+        raise ValueError(f"{path} does not exist")
     if not path.with_suffix(".json").exists():
         raise ValueError(f"{path} has no configuration {path.with_suffix('.json').name} beside it")
     state = read_state(path)

@@ -14,7 +14,7 @@ from cae_course.data import normalize
 from cae_course.demo import astronaut_face
 from cae_course.models import make_model
 from cae_course.pack import QUANT_FORMAT, read_packed, save_packed
-from cae_course.runtime import ARCHS, GEOMETRY, load_runtime_model, model_names, read_state, weights_dir
+from cae_course.runtime import ARCHS, CHUNK, GEOMETRY, load_runtime_model, model_names, read_state, weights_dir
 from cae_course.shipped import pretrained, pretrained_names
 
 TOLERANCE = 2e-4  # max |NumPy − PyTorch| on images in [-1, 1]
@@ -63,6 +63,15 @@ def test_shipped_model_matches_torch(name):
     got = load_runtime_model(name)(x)
     assert got.shape == x.shape and got.dtype == np.float32
     assert np.abs(got - want).max() < TOLERANCE, name
+
+
+def test_batches_larger_than_a_chunk_and_empty_ones():
+    x = np.random.default_rng(0).uniform(-1, 1, (CHUNK + 2, 3, 112, 112)).astype(np.float32)
+    with torch.no_grad():
+        want = pretrained("cae-pixel-pixelate")(torch.from_numpy(x)).numpy()
+    model = load_runtime_model("cae-pixel-pixelate")
+    assert np.abs(model(x) - want).max() < TOLERANCE
+    assert model(x[:0]).shape == (0, 3, 112, 112)
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -123,6 +132,8 @@ def test_wrong_files_are_refused(tmp_path):
     (tmp_path / "junk.json").write_text("{}")
     with pytest.raises(ValueError, match="is not a safetensors file"):
         load_runtime_model("junk", tmp_path)
+    with pytest.raises(ValueError, match="lonely.safetensors does not exist"):
+        load_runtime_model(tmp_path / "lonely.safetensors")
     save_file({"w": np.ones(3, np.float32)}, tmp_path / "lonely.safetensors", metadata={"format": QUANT_FORMAT})
     with pytest.raises(ValueError, match="has no configuration lonely.json beside it"):
         load_runtime_model(tmp_path / "lonely.safetensors")
