@@ -77,7 +77,8 @@ def main():
                                          results[name]["numpy"]["median_wall_seconds"], 1)
     save_result(args.name, {
         "what": "one 112 px face restored in a fresh process (interpreter start, import, load, forward): "
-                "cae_course.runtime (NumPy, no torch) vs cae_course.shipped.pretrained (PyTorch); median of the repeats",
+                "cae_course.runtime (NumPy, no torch) vs cae_course.shipped.pretrained (PyTorch); "
+                "medians of the repeats",
         "target_seconds": 2,
         "repeats": args.repeats,
         "models": results,

@@ -59,7 +59,7 @@ def read_state(
 # %% ../nbs/09g_runtime.ipynb #6279e92c
 def fold_batch_norm(
     w: np.ndarray,  # a bias-free convolution's weight: [out, in, k, k], or [in, out, k, k] when transposed
-    bn: dict[str, np.ndarray],  # the eval-mode batch norm after it: `weight` γ, `bias` β, `running_mean`, `running_var`
+    bn: dict[str, np.ndarray],  # the eval-mode batch norm after it: weight γ, bias β, running_mean, running_var
     axis: int,  # the axis of `w` that indexes output channels: 0, or 1 for a transposed convolution
 ) -> tuple[np.ndarray, np.ndarray]:
     "Weight and bias of the one convolution that does both: w' = w·γ/√(var+ε), b' = β − mean·γ/√(var+ε)."
@@ -139,7 +139,7 @@ class Conv:
         return y.transpose(1, 2, 3, 0)
 
     def transposed_conv(self, x: np.ndarray, size: int) -> np.ndarray:
-        "Transposed convolution to `size`×`size`: one matmul to k·k·out numbers per pixel, each tap added where it lands."
+        "Transposed convolution to size×size: a matmul to k·k·out numbers per pixel, each tap added where it lands."
         B, H, W, _ = x.shape
         k, s = self.k, self.stride
         reach = (H - 1) * s + k  # output padding: the rows below, up to `size`, that no tap reaches
@@ -264,7 +264,8 @@ def load_runtime_model(
         folder = Path(folder or weights_dir())
         path = folder / f"{name_or_path}.safetensors"
         if not path.exists() or not path.with_suffix(".json").exists():
-            raise ValueError(f"unknown model {str(name_or_path)!r}; available: {', '.join(model_names(folder)) or 'none'}")
+            known = ", ".join(model_names(folder)) or "none"
+            raise ValueError(f"unknown model {str(name_or_path)!r}; available: {known}")
     if not path.exists():
         raise ValueError(f"{path} does not exist")
     if not path.with_suffix(".json").exists():
