@@ -12,7 +12,7 @@ from safetensors.numpy import save_file
 
 from cae_course.data import normalize
 from cae_course.demo import astronaut_face
-from cae_course.models import make_model
+from cae_course.models import MODELS, make_model
 from cae_course.pack import QUANT_FORMAT, read_packed, save_packed
 from cae_course.runtime import ARCHS, CHUNK, GEOMETRY, load_runtime_model, model_names, read_state, weights_dir
 from cae_course.shipped import pretrained, pretrained_names
@@ -39,10 +39,11 @@ def randomized(model: torch.nn.Module) -> torch.nn.Module:
     return model.eval()
 
 
-def test_format_and_folder_are_the_torch_modules():
+def test_format_folder_and_archs_are_the_torch_modules():
     from cae_course.shipped import weights_dir as shipped_weights_dir
 
     assert QUANT_FORMAT == "int8-per-output-channel-v1"
+    assert ARCHS == tuple(MODELS)
     assert weights_dir() == shipped_weights_dir()
     assert model_names() == pretrained_names() and model_names()
 
