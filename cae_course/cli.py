@@ -104,12 +104,12 @@ def output_paths(
     paths: list[Path],  # the input images
     out_dir: Path,  # where the reconstructions go
 ) -> list[Path]:
-    "A distinct `<stem>.png` in `out_dir` per input (`<stem>-2.png`, … when taken), never the path of an input."
+    "A new `<stem>.png` in `out_dir` per input (`<stem>-2.png`, … when taken): never an input, never an existing file."
     taken = {p.resolve() for p in paths}
     targets = []
     for p in paths:
         target, k = out_dir / f"{p.stem}.png", 1
-        while target.resolve() in taken:
+        while target.resolve() in taken or target.exists():
             k += 1
             target = out_dir / f"{p.stem}-{k}.png"
         taken.add(target.resolve())

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -51,7 +52,7 @@ def test_every_train_option_reaches_the_config(tmp_path, lfw, monkeypatch):
         seen["cfg"] = cfg
         return Run(model=None, config=cfg)
 
-    monkeypatch.setattr("cae_course.cli.fit", fake_fit)
+    monkeypatch.setattr("cae_course.train.fit", fake_fit)  # the command imports it when it runs
     main(["train", "--out", str(tmp_path), "--arch", "rescae", "--loss", "mixed", "--rho", "0.5", "--sigma", "2.5",
           "--obfuscation", "pixelate", "--block", "4", "--no-bf16", "--lr", "1e-3", *TINY])
     cfg = seen["cfg"]
@@ -80,6 +81,42 @@ def test_a_shipped_model_works_where_a_checkpoint_does(tmp_path, lfw):
     Image.fromarray(lfw.images[0].permute(1, 2, 0).numpy()).save(tmp_path / "photo.jpg")
     assert main(["deobfuscate", name, str(tmp_path / "photo.jpg"), "--out", str(tmp_path / "restored")]) == 0
     assert Image.open(tmp_path / "restored" / "photo.png").size == (size, size)
+
+
+def test_the_parser_and_help_import_no_torch():
+    "`cae-course --help` answers at once: building the parser imports neither PyTorch nor NumPy (a fresh process)."
+    probe = ("import sys; from cae_course.cli import make_parser; p = make_parser(); p.format_help(); "
+             "print([m for m in ('torch', 'numpy') if m in sys.modules])")
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+
+
+def test_deobfuscate_with_a_shipped_model_runs_without_torch_and_matches_it(tmp_path, lfw):
+    "A shipped model's name runs in NumPy (no PyTorch in the process) and gives PyTorch's reconstruction to one level."
+    from cae_course.data import denormalize, normalize
+    from cae_course.photo import load_image
+    from cae_course.shipped import pretrained
+
+    Image.fromarray(lfw.images[3].permute(1, 2, 0).numpy()).save(tmp_path / "photo.png")
+    probe = ("import sys; from cae_course.cli import main; "
+             f"code = main(['deobfuscate', 'cae-pixel-blur', {str(tmp_path / 'photo.png')!r}, '--out', {str(tmp_path / 'out')!r}]); "
+             "print(code, 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "0 False", done.stdout + done.stderr
+    ours = torch.from_numpy(np.array(Image.open(tmp_path / "out" / "photo.png"))).permute(2, 0, 1).int()
+    face = torch.from_numpy(load_image(tmp_path / "photo.png", 112))[None].float() / 255
+    with torch.no_grad():
+        expected = (denormalize(pretrained("cae-pixel-blur")(normalize(face))).clamp(0, 1)[0] * 255).round().int()
+    assert (ours - expected).abs().max() <= 1
+
+
+def test_deobfuscate_never_overwrites_an_earlier_result(checkpoint, tmp_path, capsys):
+    "The same command twice: the second run writes beside the first one's results, never over them."
+    Image.new("RGB", (50, 50), (200, 10, 10)).save(tmp_path / "face.jpg")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "face.png").write_bytes(b"someone else's file")
+    assert main(["deobfuscate", str(checkpoint), str(tmp_path / "face.jpg"), "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "face.png").read_bytes() == b"someone else's file"
+    assert capsys.readouterr().out.strip().endswith("face-2.png")
 
 
 def test_deobfuscate_never_overwrites_or_merges(checkpoint, tmp_path, capsys):
