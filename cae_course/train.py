@@ -19,7 +19,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .checkpoint import load_checkpoint, rng_state, set_rng_state
 from .config import TrainConfig
@@ -34,8 +34,8 @@ from .shipped import pretrained, pretrained_info, pretrained_names
 from .storage import save_atomic, write_json
 
 # %% auto #0
-__all__ = ['CPU_FLUSHES_DENORMALS', 'prepare_faces', 'make_batch', 'NonFiniteLossError', 'StopTraining', 'cpu_vendor',
-           'cpu_bf16_is_fast', 'engine_mode', 'autocast', 'to_layout', 'learning_rate', 'epoch_batches',
+__all__ = ['CPU_FLUSHES_DENORMALS', 'prepare_faces', 'make_batch', 'progress_file', 'NonFiniteLossError', 'StopTraining',
+           'cpu_vendor', 'cpu_bf16_is_fast', 'engine_mode', 'autocast', 'to_layout', 'learning_rate', 'epoch_batches',
            'EpochProgress', 'train_epoch', 'reconstruct', 'evaluate', 'build_model', 'build_loss', 'load_model',
            'distributed_context', 'average_buffers', 'Run', 'save_samples', 'fit']
 
@@ -59,6 +59,11 @@ def make_batch(
     return normalize(obfuscate(clean, cfg.obfuscation, **cfg.obfuscation_params())), normalize(clean)
 
 # %% ../nbs/07_train.ipynb #10b62919
+def progress_file():
+    "Where progress goes: the cell's output in Jupyter (text that is saved with the notebook), stderr in a terminal."
+    return sys.stdout if "ipykernel" in sys.modules else sys.stderr
+
+
 class NonFiniteLossError(RuntimeError):
     "The training loss became NaN or infinite."
 
@@ -183,7 +188,7 @@ def train_epoch(
     last_save = time.monotonic()
     threads = FreeCores()  # as many threads as other programs leave cores free (chapter 06b)
     bar = tqdm(total=len(batches), initial=progress.step, desc=f"epoch {progress.epoch}/{cfg.epochs}", leave=False,
-               disable=not show_progress or rank > 0)
+               disable=not show_progress or rank > 0, file=progress_file())
     for step, idx in enumerate(batches[progress.step:], progress.step + 1):
         if should_stop and should_stop():
             progress.loss_sum, progress.seconds = total.item(), seconds_before + time.perf_counter() - start
@@ -350,7 +355,7 @@ def fit(
     on_step: Callable[[int, float], None] | None = None,  # called with (step, running loss) as training goes
     should_stop: Callable[[], bool] | None = None,  # polled between steps; True stops the run (saved, resumable)
     save_every: float | None = 600.0,  # seconds between mid-epoch checkpoints (None: only at the end of epochs)
-    progress: bool = True,  # show progress bars, and a line of scores after each epoch (on stderr)
+    progress: bool = True,  # show progress bars, and a line of scores after each epoch (see `progress_file`)
 ) -> Run:
     "Train `cfg.arch` to undo `cfg.obfuscation` on LFW, validating, drawing and checkpointing every epoch."
     rank, world, device = distributed_context(torch.device(device or default_device()))
@@ -416,7 +421,7 @@ def fit(
         if progress:
             tqdm.write(f"epoch {epoch}/{cfg.epochs}: train loss {train_loss:.4f} · valid PSNR {row['valid_psnr']:.2f} dB, "
                        f"SSIM {row['valid_ssim']:.3f} (input {row['valid_input_psnr']:.2f} dB, "
-                       f"{row['valid_input_ssim']:.3f}) · {row['seconds']:.0f} s", file=sys.stderr)
+                       f"{row['valid_input_ssim']:.3f}) · {row['seconds']:.0f} s", file=progress_file())
         if out_dir:
             save_samples(model, sample_faces, cfg, out_dir / "samples" / f"epoch_{epoch:02d}.png",
                          f"{cfg.arch} · {cfg.loss} · {cfg.obfuscation} · epoch {epoch}: "
