@@ -27,9 +27,11 @@ DRY_RUN = {  # what a --dry-run changes, on the CPU
 VALID_KEYS = ("valid_psnr", "valid_ssim", "valid_input_psnr", "valid_input_ssim")
 
 
-def rounded(row: dict, keys=VALID_KEYS, digits: int = 4) -> dict:
-    "The `keys` of a history row, rounded."
-    return {k: round(row[k], digits) for k in keys}
+def rounded(
+    row: dict,  # a history row of `fit`
+) -> dict:
+    "Its validation scores, rounded."
+    return {k: round(row[k], 4) for k in VALID_KEYS}
 
 
 def playground_step(
