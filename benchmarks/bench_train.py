@@ -5,8 +5,8 @@ the course's engine, for the pixel loss and the mixed loss (ρ = 1, VGG16 relu2_
 - engine:  `cae_course.train.train_epoch` with the paper's `TrainConfig`: the precision and memory layout that
            `engine_mode` chooses for this device (bf16 autocast only on a GPU, an Intel CPU with AMX or an
            AMD CPU with AVX512-BF16; channels-last);
-- fp32 / bf16 channels-last: the engine with autocast forced off / on, whatever the CPU, to show why `engine_mode`
-  decides as it does;
+- fp32 / bf16 channels-last: the engine with `bf16=False` (float32 on any device) / with bf16 autocast forced on
+  whatever the CPU, to show why `engine_mode` decides as it does (on a GPU the engine itself runs bf16);
 - compiled: the engine with `torch.compile` (with --compile).
 
 The CPU's relevant flags are printed and saved with the result. Targets (2-core CPU with AMX): engine ≥ 3.5× plain
@@ -14,15 +14,17 @@ for the pixel loss and ≥ 3× for the mixed loss, ≥ 55 img/s pixel and ≥ 13
 choose bf16 the engine runs float32 channels-last, and the script reports what that gives.
 
 Usage: CAE_COURSE_LFW=path/to/lfw.tgz python benchmarks/bench_train.py [--steps 16] [--compile] [--device cpu]
+       [--image-size 112] [--out benchmarks/results]   (`benchmarks/gpu_check.sh` runs it on CUDA, and tiny for CI)
 """
 import argparse
 import contextlib
 import dataclasses
 import time
+from pathlib import Path
 from unittest.mock import patch
 
 import torch
-from common import save_result
+from common import RESULTS, save_result
 
 import cae_course.train as engine
 from cae_course.data import center_crop, default_device, load_lfw
@@ -60,6 +62,8 @@ def time_plain(cfg: TrainConfig, faces: torch.Tensor, device: torch.device, step
     batches = faces.split(cfg.batch_size)
     for b in batches[:warmup]:
         step(b)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     start = time.perf_counter()
     for b in batches[warmup:warmup + steps]:
         step(b)
@@ -69,9 +73,9 @@ def time_plain(cfg: TrainConfig, faces: torch.Tensor, device: torch.device, step
 
 
 def time_engine(cfg: TrainConfig, faces: torch.Tensor, device: torch.device, steps: int, warmup: int,
-                bf16_is_fast: bool | None = None) -> float:
+                force_bf16: bool = False) -> float:
     """Seconds for one epoch of `steps` steps of the engine's `train_epoch`, after an epoch of `warmup` steps;
-    `bf16_is_fast` True / False overrides the engine's view of this CPU (None: its own)."""
+    `force_bf16` makes the engine take this CPU's bf16 as fast (`cfg.bf16` False forces float32 on any device)."""
     torch.manual_seed(0)
     model = engine.build_model(cfg, device)
     step_model = torch.compile(model) if cfg.compile else model
@@ -79,7 +83,7 @@ def time_engine(cfg: TrainConfig, faces: torch.Tensor, device: torch.device, ste
     loss_fn = engine.build_loss(cfg, device)
     run = lambda images: train_epoch(model, opt, loss_fn, images, cfg, EpochProgress(1), show_progress=False,
                                      step_model=step_model)
-    with (contextlib.nullcontext() if bf16_is_fast is None else patch.object(engine, "cpu_bf16_is_fast", lambda: bf16_is_fast)):
+    with patch.object(engine, "cpu_bf16_is_fast", lambda: True) if force_bf16 else contextlib.nullcontext():
         run(faces[:warmup * cfg.batch_size])
         if device.type == "cuda":
             torch.cuda.synchronize()
@@ -97,20 +101,23 @@ def main():
     p.add_argument("--compile", action="store_true", help="also time the engine under torch.compile")
     p.add_argument("--device", default=None, help="cpu or cuda (default: the course's default device)")
     p.add_argument("--name", default=None, help="result file name (default: train_<device>)")
+    p.add_argument("--image-size", type=int, default=112, help="crop side (the paper's: 112; smaller for a smoke run)")
+    p.add_argument("--out", type=Path, default=RESULTS, help="folder for the result (default: benchmarks/results)")
     args = p.parse_args()
     device = torch.device(args.device or default_device())
     n = (args.steps + args.warmup) * 8
-    faces = center_crop(load_lfw(progress=False).images[:n], 112).contiguous().to(device)
+    faces = center_crop(load_lfw(progress=False).images[:n], args.image_size).contiguous().to(device)
     flags = cpu_flags()
     print("CPU:", flags)
     results = {}
     for loss in ("pixel", "mixed"):
-        cfg = TrainConfig(loss=loss)  # the paper's configuration: batch 8, 112×112, lr 5e-4
+        cfg = TrainConfig(loss=loss, image_size=args.image_size)  # the paper's configuration: batch 8, 112×112, lr 5e-4
         images = lambda seconds: round(args.steps * cfg.batch_size / seconds, 2)
         r = {"plain": images(time_plain(cfg, faces, device, args.steps, args.warmup)),
              "engine": images(time_engine(cfg, faces, device, args.steps, args.warmup)),
-             "fp32_channels_last": images(time_engine(cfg, faces, device, args.steps, args.warmup, bf16_is_fast=False)),
-             "bf16_channels_last": images(time_engine(cfg, faces, device, args.steps, args.warmup, bf16_is_fast=True))}
+             "fp32_channels_last": images(time_engine(dataclasses.replace(cfg, bf16=False), faces, device, args.steps,
+                                                      args.warmup)),
+             "bf16_channels_last": images(time_engine(cfg, faces, device, args.steps, args.warmup, force_bf16=True))}
         if args.compile:
             r["engine_compiled"] = images(time_engine(dataclasses.replace(cfg, compile=True), faces, device,
                                                       args.steps, args.warmup))
@@ -124,10 +131,11 @@ def main():
                "pixel_images_per_s": results["cae_pixel"]["images_per_s"]["engine"],
                "mixed_images_per_s": results["cae_mixed"]["images_per_s"]["engine"]}
     save_result(args.name or f"train_{device.type}", {
-        "device": str(device), "cpu_flags": flags, "steps": args.steps, "batch_size": 8, "image_size": 112,
+        "device": str(device), "cpu_flags": flags, "steps": args.steps, "batch_size": 8, "image_size": args.image_size,
         "results": results, "targets_2core_amx": targets, "reached": reached,
-        "paper_15_epochs_cae_pixel_hours": round(15 * 7620 / results["cae_pixel"]["images_per_s"]["engine"] / 3600, 2),
-    })
+        **({"paper_15_epochs_cae_pixel_hours": round(15 * 7620 / results["cae_pixel"]["images_per_s"]["engine"] / 3600, 2)}
+           if args.image_size == 112 else {}),
+    }, args.out)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,11 @@ def vgg16_file(
     return folder / "vgg16_features.pth"
 
 
+def pytest_configure(config):
+    "Register the `gpu` marker: tests that need CUDA (skipped without it); `benchmarks/gpu_check.sh` runs `-m gpu`."
+    config.addinivalue_line("markers", "gpu: needs a CUDA GPU (skipped without one); run by benchmarks/gpu_check.sh")
+
+
 @pytest.fixture(scope="session")
 def lfw():
     "All of LFW (decoded once into the user cache, then loaded in about a second)."

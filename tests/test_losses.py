@@ -19,7 +19,8 @@ from cae_course.losses import (IMAGENET_MEAN, IMAGENET_STD, VGG16_ENV, MixedLoss
                                make_loss, pixel_loss, vgg16_relu2_2)
 from cae_course.obfuscate import gaussian_blur
 
-DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
+DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.gpu,
+                                               pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA")])]
 
 
 def reference_relu2_2_state(path) -> dict:

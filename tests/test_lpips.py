@@ -130,6 +130,7 @@ def test_heads(tmp_path):
         lpips_heads(tmp_path / "heads.pth")
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_same_on_gpu(metric, faces):
     clean, (blurred, _, _) = faces

@@ -100,6 +100,7 @@ def test_dtypes():
     assert ssim(x.float(), y).dtype == torch.float64  # float64 wins
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_matches_cpu():
     x, y = random_pairs((8, 3, 112, 112), torch.float32)

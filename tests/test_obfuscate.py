@@ -76,6 +76,7 @@ def test_keeps_shape_and_dtype(dtype, fn):
     torch.testing.assert_close(y.float(), fn(x.float()), rtol=0, atol=2e-2)  # low precision, same result
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("fn", [gaussian_blur, lambda t: pixelate(t, 12)])
 def test_cuda_matches_cpu(fn):
