@@ -138,4 +138,4 @@ def test_api_cards_and_playground_picture(site, page):
     assert "cae_course.metrics.psnr" in card.inner_text() and "data_range:float=1.0" in card.inner_text()
     assert "#|" not in page.locator("article").inner_text()
     page.goto(site + "08_playground.html")
-    assert page.locator("img[src*='playground']").evaluate("img => img.naturalWidth") > 1000
+    assert page.locator("img[src*='playground']").evaluate("img => img.naturalWidth") >= 900  # docs/playground.png
