@@ -67,7 +67,8 @@ def api_card(
     card = MarkdownRenderer(obj)._repr_markdown_()
     if inspect.isclass(obj):  # show_doc writes a class's signature as `def Name(...)`
         card = card.replace("```python\ndef ", "```python\nclass ", 1)
-    return f"{'#' * level} {name}\n\n`{module}.{name}` · [source]({url})\n\n{card}"
+    return (f"{'#' * level} {name}\n\n<div class=\"api-card\">\n\n`{module}.{name}` · [source]({url})\n\n{card}"
+            "\n\n</div>")
 
 
 def markdown_cell(
@@ -152,7 +153,7 @@ def prepare(nb_name: str) -> dict:
         cells.append({**cell, "source": strip_directives(source), "outputs": outputs})
         if "export" in d:
             module = f"cae_course.{(d['export'] or [default])[0]}"
-            cells += [markdown_cell(api_card(module, n, level + 1), f"api-{n}") for n in public_names(source)]
+            cells += [markdown_cell(api_card(module, n, max(level + 1, 3)), f"api-{n}") for n in public_names(source)]
     if nb_name == PLAYGROUND:
         cells.append(playground_note())
     nb["metadata"].pop("widgets", None)  # their state needs a kernel's widget manager to show
