@@ -29,6 +29,7 @@ IMAGE_WIDTHS = """async () => Promise.all([...document.images].map(async img => 
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    "Serves a folder without a log line for each request."
     def log_message(self, *args): pass
 
 
