@@ -11,6 +11,7 @@ cfg = cfg["DEFAULT"]
 requirements = cfg.get("requirements", "").split()
 dev_requirements = cfg.get("dev_requirements", "").split()
 privacy_requirements = cfg.get("privacy_requirements", "").split()
+docs_requirements = cfg.get("docs_requirements", "").split()
 console_scripts = cfg.get("console_scripts", "").split()
 
 setuptools.setup(
@@ -28,7 +29,7 @@ setuptools.setup(
     include_package_data=True,
     package_data={cfg["lib_path"]: ["weights/*"]},  # the trained models of chapter 09 (safetensors + JSON)
     install_requires=requirements,
-    extras_require={"dev": dev_requirements, "privacy": privacy_requirements},
+    extras_require={"dev": dev_requirements, "privacy": privacy_requirements, "docs": docs_requirements},
     entry_points={
         "console_scripts": console_scripts,
         "nbdev": [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"],

@@ -2,8 +2,8 @@
 by Playwright. It opens the saved notebook, runs it all, plays with the controls and trains twice.
 
 Skipped when Chromium or Playwright is missing, unless CAE_COURSE_REQUIRE_BROWSER=1 (CI sets it), which turns
-the skip into a failure so that CI can never pass without running it. CAE_COURSE_KEEP_SCREENSHOTS=1 copies the
-screenshots to tests/artifacts/.
+the skip into a failure so that CI can never pass without running it (tests/browser.py).
+CAE_COURSE_KEEP_SCREENSHOTS=1 copies the screenshots to tests/artifacts/.
 """
 import base64
 import io
@@ -19,27 +19,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from browser import CHROMIUM, CHROMIUM_ARGS, require_browser
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
-
-
-def require_browser():
-    "Skip (or fail in CI) when the browser stack is not installed."
-    missing = []
-    if not Path(CHROMIUM).exists():
-        missing.append("chromium (apt-get install chromium)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        missing.append("playwright (pip install playwright)")
-    if missing:
-        message = "browser test needs " + " and ".join(missing)
-        if os.environ.get("CAE_COURSE_REQUIRE_BROWSER") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def free_port() -> int:
