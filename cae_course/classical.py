@@ -17,16 +17,15 @@ from .obfuscate import check_images, gaussian_kernel1d
 from .wild import blur_kernel_size, check_phase, quantize8
 
 # %% auto #0
-__all__ = ['WIENER_BALANCE', 'PAD', 'LAPLACIAN', 'RL_ITERATIONS', 'LANCZOS_A', 'BACKPROJECTION_STEPS', 'MAX_BLOCK',
+__all__ = ['WIENER_BALANCE', 'LAPLACIAN', 'RL_PAD', 'RL_ITERATIONS', 'LANCZOS_A', 'BACKPROJECTION_STEPS', 'MAX_BLOCK',
            'GRID_TOLERANCE', 'SIGMA_CANDIDATES', 'PAPER_KERNEL', 'QUANTIZATION_POWER', 'CLASSICAL', 'transfer_function',
-           'reflect_pad', 'gaussian_psf', 'wiener', 'richardson_lucy', 'block_index', 'block_means_matrix',
+           'mirror_period', 'gaussian_psf', 'wiener', 'richardson_lucy', 'block_index', 'block_means_matrix',
            'lanczos_matrix', 'lanczos', 'boundary_energy', 'grid_misfit', 'estimate_grid', 'blur_candidates',
            'log_spectrum', 'power_law_misfit', 'estimate_blur', 'per_group', 'wiener_blind', 'lanczos_blind',
            'Restorer', 'check_classical', 'classical_model', 'classical_config']
 
-# %% ../nbs/02b_classical.ipynb #3a5ed860
-WIENER_BALANCE = 1e-3  # λ, tuned on 300 validation faces (8-bit k9 σ4 blur) by experiments/tune_classical.py
-PAD = 55  # reflected border added before any FFT: wider than the widest kernel's radius (σ = 8: 24 taps)
+# %% ../nbs/02b_classical.ipynb #18f1a516
+WIENER_BALANCE = 3e-4  # λ: the best of 1e-4 … 5e-3 on 300 validation faces, 8-bit k9 σ4 blur (experiments/tune_classical.py)
 LAPLACIAN = torch.tensor([[0.0, -1, 0], [-1, 4, -1], [0, -1, 0]])  # the regulariser of skimage's `wiener`
 
 
@@ -40,13 +39,14 @@ def transfer_function(
     return torch.fft.rfft2(padded.roll((-(kernel.shape[0] // 2), -(kernel.shape[1] // 2)), (0, 1)))
 
 
-def reflect_pad(
-    x: torch.Tensor,  # images [B, C, H, W]
-    pad: int,  # pixels to add on each side (at most H − 1 and W − 1 are used)
-) -> tuple[torch.Tensor, int]:
-    "`x` reflected about its edges by `pad` pixels (fewer for small images), and the border actually added."
-    pad = min(pad, x.shape[-2] - 1, x.shape[-1] - 1)
-    return F.pad(x, (pad,) * 4, mode="reflect"), pad
+def mirror_period(
+    x: torch.Tensor,  # images [B, C, H, W], H and W ≥ 2
+) -> torch.Tensor:
+    "One period of the image reflected about its edges, `x0 … x(H−1) x(H−2) … x1` along each axis: [B, C, 2H − 2, 2W − 2]."
+    h, w = x.shape[-2:]
+    if min(h, w) < 2:
+        raise ValueError(f"images need at least 2 × 2 pixels, got {h} × {w}")
+    return F.pad(x, (0, w - 2, 0, h - 2), mode="reflect")
 
 
 def gaussian_psf(
@@ -65,24 +65,25 @@ def wiener(
     sigma: float = 4.0,  # the blur's σ (the paper's 4)
     kernel_size: int | None = 9,  # the blur's taps (the paper's 9); None: OpenCV's rule for σ
     balance: float = WIENER_BALANCE,  # λ: trades sharpness against amplified noise
-    pad: int = PAD,  # reflected border added before filtering
 ) -> torch.Tensor:
     r"""Wiener–Hunt deconvolution of a known Gaussian blur, as `skimage.restoration.wiener`, batched: [B, C, H, W] in [-1, 1].
 
-    With $H$ the blur's and $L$ the Laplacian's transfer functions, every frequency of the blurred image $Y$ is
+    With $K$ the blur's and $L$ the Laplacian's transfer functions, every frequency of the blurred image $Y$ is
     divided by the blur where it is strong and damped where it is weak:
-    $\hat X = rac{H^*}{|H|^2 + \lambda |L|^2} Y$.
+    $\hat X = rac{K^*}{|K|^2 + \lambda |L|^2} Y$, computed on `mirror_period(x)`, where the FFT's circular
+    convolution is exactly chapter 02's blur with reflected borders.
     Reference: F. Orieux, J.-F. Giovannelli, T. Rodet, "Bayesian estimation of regularization and point spread
     function parameters for Wiener–Hunt deconvolution", JOSA A 27 (2010) 1593–1607."""
     check_images(x)
-    y, pad = reflect_pad(x.double(), pad)
-    h = transfer_function(gaussian_psf(sigma, kernel_size, device=x.device), y.shape[-2:])
+    y = mirror_period(x.double())
+    k = transfer_function(gaussian_psf(sigma, kernel_size, device=x.device), y.shape[-2:])
     reg = transfer_function(LAPLACIAN.to(y), y.shape[-2:])
-    restored = torch.fft.irfft2(h.conj() / (h.abs() ** 2 + balance * reg.abs() ** 2) * torch.fft.rfft2(y), s=y.shape[-2:])
-    return restored[..., pad:pad + x.shape[-2], pad:pad + x.shape[-1]].clamp(-1, 1).to(x.dtype)
+    restored = torch.fft.irfft2(k.conj() / (k.abs() ** 2 + balance * reg.abs() ** 2) * torch.fft.rfft2(y), s=y.shape[-2:])
+    return restored[..., :x.shape[-2], :x.shape[-1]].clamp(-1, 1).to(x.dtype)
 
-# %% ../nbs/02b_classical.ipynb #b2ce71c9
-RL_ITERATIONS = 30  # tuned on 300 validation faces (8-bit k9 σ4 blur) by experiments/tune_classical.py
+# %% ../nbs/02b_classical.ipynb #1214df75
+RL_PAD = 55  # reflected border before Richardson–Lucy's zero-padded convolutions: keeps their dark edge off the face
+RL_ITERATIONS = 160  # the best of 10 … 160 on 32 validation faces, 8-bit k9 σ4 blur; 320 gains a little more at twice the cost (experiments/tune_classical.py)
 
 
 def richardson_lucy(
@@ -90,7 +91,7 @@ def richardson_lucy(
     sigma: float = 4.0,  # the blur's σ (the paper's 4)
     kernel_size: int | None = 9,  # the blur's taps (the paper's 9); None: OpenCV's rule for σ
     iterations: int = RL_ITERATIONS,  # multiplicative updates; more sharpen more, and amplify noise
-    pad: int = PAD,  # reflected border added before filtering
+    pad: int = RL_PAD,  # reflected border added before filtering
 ) -> torch.Tensor:
     r"""Richardson–Lucy deconvolution of a known Gaussian blur, as `skimage.restoration.richardson_lucy`, batched: [B, C, H, W] in [-1, 1].
 
@@ -102,14 +103,16 @@ def richardson_lucy(
     check_images(x)
     check_int(iterations, "iterations", low=0)
     dtype = torch.promote_types(x.dtype, torch.float32)
-    y, pad = reflect_pad(denormalize(x.to(dtype)), pad)
+    pad = min(check_int(pad, "pad", low=0), x.shape[-2] - 1, x.shape[-1] - 1)  # reflection needs pad < H and W
+    y = F.pad(denormalize(x.to(dtype)), (pad,) * 4, mode="reflect")
     psf = gaussian_psf(sigma, kernel_size, dtype, x.device)
     r = psf.shape[0] // 2
-    shape = (y.shape[-2] + 2 * r, y.shape[-1] + 2 * r)  # room for the kernel: no wrap-around
+    size = lambda n: -(-(n + 2 * r) // 32) * 32  # room for the kernel (no wrap-around), rounded up to a fast FFT size
+    shape = (size(y.shape[-2]), size(y.shape[-1]))
     h = transfer_function(psf, shape)
 
     def blur(t):  # 'same' size, zeros beyond the padded image, by FFT
-        full = torch.fft.irfft2(torch.fft.rfft2(F.pad(t, (r,) * 4)) * h, s=shape)
+        full = torch.fft.irfft2(torch.fft.rfft2(F.pad(t, (r,) * 4), s=shape) * h, s=shape)
         return full[..., r:r + t.shape[-2], r:r + t.shape[-1]]
 
     u = torch.full_like(y, 0.5)
@@ -118,9 +121,9 @@ def richardson_lucy(
     restored = normalize(u[..., pad:pad + x.shape[-2], pad:pad + x.shape[-1]])
     return restored.clamp(-1, 1).to(x.dtype)
 
-# %% ../nbs/02b_classical.ipynb #8456e70b
+# %% ../nbs/02b_classical.ipynb #8d5971e7
 LANCZOS_A = 3  # lobes of the Lanczos kernel (Pillow's and OpenCV's LANCZOS use 3 and 4)
-BACKPROJECTION_STEPS = 3  # tuned on 300 validation faces (8-bit n = 8) by experiments/tune_classical.py
+BACKPROJECTION_STEPS = 3  # the best of 0 … 10 on 300 validation faces, 8-bit n = 8 (experiments/tune_classical.py)
 
 
 def block_index(
@@ -183,9 +186,9 @@ def lanczos(
         estimate = estimate + u_y @ (means - d_y @ estimate @ d_x.T) @ u_x.T
     return estimate.clamp(-1, 1).to(x.dtype)
 
-# %% ../nbs/02b_classical.ipynb #f676f369
+# %% ../nbs/02b_classical.ipynb #a916d692
 MAX_BLOCK = 32  # the largest block side `estimate_grid` considers
-GRID_TOLERANCE = 0.5  # see `estimate_grid`
+GRID_TOLERANCE = 0.5  # no edge off a grid's lines may be stronger than this share of its lines' median (JPEG's ringing stays below)
 
 
 def boundary_energy(
@@ -228,7 +231,7 @@ def estimate_grid(
     choice = torch.where(largest >= 0, largest, misfit.argmin(1))  # nothing fits: the least misfit
     return torch.tensor(blocks, device=x.device)[choice], phases[torch.arange(len(x)), choice]
 
-# %% ../nbs/02b_classical.ipynb #5469600c
+# %% ../nbs/02b_classical.ipynb #45616955
 SIGMA_CANDIDATES = tuple(round(1.0 + 0.25 * i, 2) for i in range(37))  # σ = 1 … 10 in quarter pixels, OpenCV kernels
 PAPER_KERNEL = (9, 4.0)  # the paper's 9-tap σ = 4 kernel, a candidate of its own
 QUANTIZATION_POWER = (2 / 255) ** 2 / 12  # the variance of 8-bit rounding in [-1, 1]: the noise floor of every spectrum
@@ -285,7 +288,7 @@ def estimate_blur(
     best = torch.stack(scores, 1).argmin(1)
     return torch.tensor(candidates, dtype=torch.float64, device=x.device)[best]
 
-# %% ../nbs/02b_classical.ipynb #bbd68c1e
+# %% ../nbs/02b_classical.ipynb #3fa78605
 def per_group(
     x: torch.Tensor,  # images [B, C, H, W]
     params: torch.Tensor,  # one row of parameters per image [B, P]
@@ -315,7 +318,7 @@ def lanczos_blind(
     blocks, phases = estimate_grid(x)
     return per_group(x, torch.cat([blocks[:, None], phases], 1), lambda xs, g: lanczos(xs, g[0], (g[1], g[2]), steps))
 
-# %% ../nbs/02b_classical.ipynb #62cf759f
+# %% ../nbs/02b_classical.ipynb #6bc3bf62
 class Restorer(nn.Module):
     "A classical method with a trained model's interface: [B, C, H, W] in [-1, 1] in and out; the input is first rounded to 8 bits, as a stored file would be."
 
