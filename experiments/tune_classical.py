@@ -3,10 +3,8 @@ chosen on validation faces only; and the estimators' accuracy on the wild suite,
 
     python experiments/tune_classical.py     # 300 validation faces (Richardson–Lucy: 32): a few minutes on 2 cores
 
-Every method sees the paper's obfuscations stored as 8 bits (blur k9 σ4; pixelation n = 8). Richardson–Lucy still
-gains a little with every doubling of its iterations past 160, at twice the time each: it is capped at 160, its
-best within the cap. The winners are the constants WIENER_BALANCE, RL_ITERATIONS and BACKPROJECTION_STEPS of
-cae_course/classical.py (nbs/02b_classical.ipynb).
+Every method sees the paper's obfuscations stored as 8 bits (blur k9 σ4; pixelation n = 8). The winners are the
+constants WIENER_BALANCE, RL_ITERATIONS and BACKPROJECTION_STEPS of cae_course/classical.py (nbs/02b_classical.ipynb).
 Writes results/classical_tuning.json: the mean PSNR/SSIM of every candidate, the winners, the estimators' hit rates
 per suite setting, the command, the machine and the date.
 """
@@ -33,14 +31,13 @@ def score(restored: torch.Tensor, clean: torch.Tensor) -> dict:
     return {"psnr": round(psnr(a, b).mean().item(), 3), "ssim": round(ssim(a, b).mean().item(), 4)}
 
 
-def sweep(name: str, values: list, restore, cap=None) -> dict:
-    "Score `restore(value)` for every value; the best by PSNR (among values ≤ `cap`, when the cost needs one)."
+def sweep(name: str, values: list, restore) -> dict:
+    "Score `restore(value)` for every value; the best by PSNR."
     rows = {}
     for v in values:
         rows[str(v)] = restore(v)
         print(f"{name} = {v}: {rows[str(v)]['psnr']:.2f} dB / {rows[str(v)]['ssim']:.3f}", flush=True)
-    best = max((str(v) for v in values if cap is None or v <= cap), key=lambda v: rows[v]["psnr"])
-    return {"candidates": rows, "best": best, **({"cap": cap} if cap else {})}
+    return {"candidates": rows, "best": max(rows, key=lambda v: rows[v]["psnr"])}
 
 
 def estimator_accuracy(faces: torch.Tensor) -> dict:
@@ -75,8 +72,8 @@ def main() -> None:
     result["wiener_balance"] = sweep("balance", [1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3, 5e-3],
                                      lambda b: score(wiener(blurred, balance=b), clean))
     result["rl_faces"] = args.n_rl
-    result["rl_iterations"] = sweep("iterations", [10, 20, 40, 80, 160, 320],  # still rising at 320: capped for cost
-                                    lambda k: score(richardson_lucy(blurred[:args.n_rl], iterations=k), clean), cap=160)
+    result["rl_iterations"] = sweep("iterations", [10, 20, 40, 80, 160, 320],
+                                    lambda k: score(richardson_lucy(blurred[:args.n_rl], iterations=k), clean))
     result["backprojection_steps"] = sweep("steps", [0, 1, 2, 3, 5, 10], lambda s: score(lanczos(mosaic, steps=s), clean))
     result["estimator_faces"] = args.n_estimate
     result["estimators"] = estimator_accuracy(faces[:args.n_estimate])
