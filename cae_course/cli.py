@@ -125,9 +125,9 @@ def image_restorer(
     "`(restore, side)`: `restore` maps a uint8 face [3, side, side] to its reconstruction (uint8, same shape)."
     import numpy as np
 
-    if not apply_obfuscation and not Path(model_source).exists():  # a shipped model's name: no PyTorch needed
-        from cae_course.runtime import load_runtime_model
+    from cae_course.runtime import load_runtime_model, packed_model_names
 
+    if not apply_obfuscation and str(model_source) in packed_model_names():  # a shipped network: no PyTorch needed
         model = load_runtime_model(str(model_source))
         to_uint8 = lambda y: np.round((np.clip(y, -1, 1) + 1) * 127.5).astype(np.uint8)
         return (lambda face: to_uint8(model(face[None].astype(np.float32) / 127.5 - 1)[0])), model.image_size

@@ -16,9 +16,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file
 
 # %% auto #0
-__all__ = ['QUANT_FORMAT', 'BN_EPS', 'ARCHS', 'GEOMETRY', 'CHUNK', 'weights_dir', 'model_names', 'read_state', 'fold_batch_norm',
-           'relu', 'tanh', 'Conv', 'ResBlock', 'count_children', 'conv_bn', 'encoder_layer', 'RuntimeModel',
-           'load_runtime_model']
+__all__ = ['QUANT_FORMAT', 'BN_EPS', 'ARCHS', 'GEOMETRY', 'CHUNK', 'weights_dir', 'packed_model_names', 'read_state',
+           'fold_batch_norm', 'relu', 'tanh', 'Conv', 'ResBlock', 'count_children', 'conv_bn', 'encoder_layer',
+           'RuntimeModel', 'load_runtime_model']
 
 # %% ../nbs/09g_runtime.ipynb #b8695b14
 QUANT_FORMAT = "int8-per-output-channel-v1"  # the packed models' format, as `cae_course.pack` writes it (a test checks)
@@ -31,7 +31,7 @@ def weights_dir() -> Path:
     return Path(str(files("cae_course") / "weights"))
 
 
-def model_names(
+def packed_model_names(
     folder: str | Path | None = None,  # a weights folder; None: the package's
 ) -> list[str]:
     "The names of the models in `folder`, sorted."
@@ -255,7 +255,7 @@ class RuntimeModel:
 
 
 def load_runtime_model(
-    name_or_path: str | Path,  # a shipped model's name (see `model_names()`), or a `.safetensors` file
+    name_or_path: str | Path,  # a shipped model's name (see `packed_model_names()`), or a `.safetensors` file
     folder: str | Path | None = None,  # where to look a name up; None: the package's weights
 ) -> RuntimeModel:
     "A packed model (its `.safetensors` and the `.json` configuration beside it), ready to run without torch."
@@ -264,7 +264,7 @@ def load_runtime_model(
         folder = Path(folder or weights_dir())
         path = folder / f"{name_or_path}.safetensors"
         if not path.exists() or not path.with_suffix(".json").exists():
-            known = ", ".join(model_names(folder)) or "none"
+            known = ", ".join(packed_model_names(folder)) or "none"
             raise ValueError(f"unknown model {str(name_or_path)!r}; available: {known}")
     if not path.exists():
         raise ValueError(f"{path} does not exist")

@@ -12,12 +12,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .classical import CLASSICAL, classical_config, classical_model
 from .display import Table
 from .models import trained_model
 from .pack import read_packed
 
 # %% auto #0
-__all__ = ['weights_dir', 'pretrained_names', 'pretrained_info', 'pretrained', 'list_pretrained']
+__all__ = ['weights_dir', 'pretrained_names', 'pretrained_info', 'pretrained', 'list_pretrained', 'model_names', 'model_config',
+           'named_model']
 
 # %% ../nbs/09b_shipped.ipynb #11f01aea
 def weights_dir() -> Path:
@@ -68,3 +70,23 @@ def list_pretrained(
                      f"{info['train_seconds'] / 60:.0f} min", "test PSNR / SSIM": f"{m['psnr']:.2f} / {m['ssim']:.3f}",
                      "on": f"{info['test']['faces']:,} faces"})
     return Table(rows)
+
+# %% ../nbs/09b_shipped.ipynb #127255eb
+def model_names() -> list[str]:
+    "Every name `load_model` accepts: the shipped models (`pretrained_names()`), then the classical controls (`CLASSICAL`)."
+    return pretrained_names() + list(CLASSICAL)
+
+
+def model_config(
+    name: str,  # a name of `model_names()`
+) -> dict:
+    "The configuration of a named model, as `TrainConfig` fields: a shipped model's training run, or what a classical control undoes."
+    return classical_config(name) if name in CLASSICAL else pretrained_info(name)["config"]
+
+
+def named_model(
+    name: str,  # a name of `model_names()`
+    device: torch.device | str = "cpu",  # where to put it
+) -> nn.Module:
+    "The model of that name, in eval mode on `device`: `pretrained(name)` or `classical_model(name)`."
+    return classical_model(name, device) if name in CLASSICAL else pretrained(name, device)

@@ -30,7 +30,7 @@ from .losses import make_loss
 from .metrics import psnr, ssim
 from .models import make_model, trained_model
 from .obfuscate import obfuscate
-from .shipped import pretrained, pretrained_info, pretrained_names
+from .shipped import model_config, model_names, named_model
 from .storage import save_atomic, write_json
 
 # %% auto #0
@@ -280,17 +280,17 @@ def build_loss(
 
 
 def load_model(
-    source: str | Path,  # a checkpoint written by `fit`, or the name of a shipped model (see `pretrained_names`)
+    source: str | Path,  # a checkpoint written by `fit`, or a model's name: shipped or classical (see `model_names`)
     device: torch.device | str = "cpu",  # where to put the model
 ) -> tuple[nn.Module, TrainConfig]:
-    "A trained model, in eval mode, and the configuration it was trained with: from a checkpoint or a shipped model."
+    "A trained model, in eval mode, and the configuration it was trained with: from a checkpoint, or by name (`named_model`)."
     device = torch.device(device)
     if not Path(source).exists():
-        if str(source) not in pretrained_names():
+        if str(source) not in model_names():
             raise FileNotFoundError(f"no checkpoint at {source}, and no shipped model of that name "
-                                    f"(shipped: {', '.join(pretrained_names()) or 'none'})")
-        cfg = TrainConfig(**pretrained_info(str(source))["config"])
-        return to_layout(pretrained(str(source), device), device, cfg), cfg
+                                    f"(known: {', '.join(model_names())})")
+        cfg = TrainConfig(**model_config(str(source)))
+        return to_layout(named_model(str(source), device), device, cfg), cfg
     ckpt = load_checkpoint(source)
     cfg = TrainConfig(**ckpt["config"])
     return to_layout(trained_model(ckpt["config"], ckpt["model"], device), device, cfg), cfg

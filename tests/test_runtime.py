@@ -14,7 +14,7 @@ from cae_course.data import normalize
 from cae_course.demo import astronaut_face
 from cae_course.models import MODELS, make_model
 from cae_course.pack import QUANT_FORMAT, read_packed, save_packed
-from cae_course.runtime import ARCHS, CHUNK, GEOMETRY, load_runtime_model, model_names, read_state, weights_dir
+from cae_course.runtime import ARCHS, CHUNK, GEOMETRY, load_runtime_model, packed_model_names, read_state, weights_dir
 from cae_course.shipped import pretrained, pretrained_names
 
 TOLERANCE = 2e-4  # max |NumPy − PyTorch| on images in [-1, 1]
@@ -45,7 +45,7 @@ def test_format_folder_and_archs_are_the_torch_modules():
     assert QUANT_FORMAT == "int8-per-output-channel-v1"
     assert ARCHS == tuple(MODELS)
     assert weights_dir() == shipped_weights_dir()
-    assert model_names() == pretrained_names() and model_names()
+    assert packed_model_names() == pretrained_names() and packed_model_names()
 
 
 def test_read_state_is_read_packed():
