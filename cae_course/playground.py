@@ -25,15 +25,17 @@ from .display import figure_png
 from .data import LFW, Scale, course_scale, default_device, denormalize, load_lfw, split_indices
 from .models import MODELS
 from .config import TrainConfig
-from .train import Run, fit, make_batch, prepare_faces, reconstruct
+from .shipped import pretrained_info, pretrained_names
+from .train import Run, epoch_batches, evaluate, fit, load_model, make_batch, prepare_faces, reconstruct
 
 # %% auto #0
-__all__ = ['PLAYGROUND', 'ROWS', 'NO_METRICS', 'playground_config', 'png_bytes', 'faces_png', 'curve_figure', 'stack_png',
-           'frozen_copy', 'obfuscation_label', 'Playground']
+__all__ = ['PLAYGROUND', 'ROWS', 'LOSS_NOTES', 'playground_config', 'shipped_start', 'png_bytes', 'faces_png', 'curve_figure',
+           'stack_png', 'frozen_copy', 'obfuscation_label', 'loss_label', 'metrics_line', 'metrics_pending',
+           'Playground']
 
 # %% ../nbs/08_playground.ipynb #9d0c1f3e
 PLAYGROUND = {  # what the playground changes in each course scale's run (measured below)
-    "quick": dict(image_size=48, n_train=256, n_valid=64, batch_size=4, epochs=15, lr=1e-3, schedule="onecycle",
+    "quick": dict(image_size=112, n_train=64, n_valid=32, batch_size=4, epochs=20, lr=3e-4, schedule="constant",
                   obfuscation="pixelate"),
     "full": {},
 }
@@ -46,6 +48,15 @@ def playground_config(
     "The playground's first settings: the course scale's run, with the changes of `PLAYGROUND` for that scale."
     scale = scale or course_scale()
     return TrainConfig.for_scale(scale, **{**PLAYGROUND.get(scale.name, {}), **overrides})
+
+
+def shipped_start(
+    cfg: TrainConfig,  # a run's settings: its arch, obfuscation and image_size
+) -> str | None:
+    "The shipped model a run of `cfg` fine-tunes: the pixel-loss model of its arch and obfuscation at its image size (e.g. 'cae-pixel-pixelate'); None where none ships."
+    name = f"{cfg.arch}-pixel-{cfg.obfuscation}"
+    ships = name in pretrained_names() and pretrained_info(name)["config"]["image_size"] == cfg.image_size
+    return name if ships else None
 
 # %% ../nbs/08_playground.ipynb #f72ff5d8
 ROWS = ("ground truth", "obfuscated", "reconstruction")
@@ -80,25 +91,26 @@ def faces_png(
 def curve_figure(
     steps: list[int],  # global step of each point
     losses: list[float],  # running training loss at those steps
-    epochs: list[dict],  # history rows of the finished epochs
+    epochs: list[dict],  # history rows of the finished epochs; epoch 0: the starting model, before any training
+    loss_name: str = "training loss",  # the loss curve's title, e.g. 'training loss: mixed (ρ = 1)'
 ) -> Figure:
     "The training loss and the validation PSNR of the reconstruction and of the obfuscated input, side by side."
     fig = Figure(figsize=(10, 2.5), dpi=80)
     a, b = fig.subplots(1, 2)
     a.plot(steps, losses, ".-")
-    a.set(title="training loss", xlabel="step")
+    a.set(title=loss_name, xlabel="step")
     n = [r["epoch"] for r in epochs]
     b.plot(n, [r["valid_psnr"] for r in epochs], "o-", label="reconstruction")
     b.hlines([r["valid_input_psnr"] for r in epochs], [e - 0.5 for e in n], [e + 0.5 for e in n], colors="gray",
              linestyles="--", label="obfuscated input")  # one dash per epoch: σ or n may change during a run
-    b.set(title="validation PSNR (dB)", xlabel="epoch")
+    b.set(title="validation PSNR (dB)", xlabel="epoch (0: before training)" if 0 in n else "epoch")
     for ax, points, note in ((a, steps, "after the first steps"), (b, epochs, "after the first epoch")):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         if not points:
             ax.set(xticks=[], yticks=[])
             ax.text(0.5, 0.5, f"appears {note}", ha="center", va="center", color="gray", transform=ax.transAxes)
-    if epochs:
-        b.legend(fontsize=7)
+    if epochs:  # beside the plot, where it hides no line
+        b.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)
     fig.tight_layout()
     return fig
 
@@ -127,12 +139,48 @@ def obfuscation_label(
     "The obfuscation of `cfg` in words, e.g. 'pixelation (n = 8)'."
     return f"Gaussian blur (σ = {cfg.sigma:g})" if cfg.obfuscation == "blur" else f"pixelation (n = {cfg.block})"
 
+
+def loss_label(
+    cfg: TrainConfig,  # a run's settings
+) -> str:
+    "The loss of `cfg` in words, e.g. 'mixed loss (ρ = 1)'."
+    return f"mixed loss (ρ = {cfg.rho:g})" if cfg.loss == "mixed" else f"{cfg.loss} loss"
+
+
+LOSS_NOTES = {  # one line under the curves: what the loss is, and why the perceptual losses' values are large
+    "pixel": "The pixel loss is the mean squared error between reconstruction and face, on pixels in [−1, 1].",
+    "perceptual": "The perceptual loss compares VGG16's relu2_2 feature maps of reconstruction and face (chapter 06). "
+                  "Features are much larger numbers than pixels, so its values are tens of times the pixel loss's: "
+                  "compare runs by their PSNR and SSIM, not by their loss.",
+    "mixed": "The mixed loss is ρ × the pixel loss + the perceptual loss, which compares VGG16's relu2_2 feature maps "
+             "(chapter 06). Features are much larger numbers than pixels, so the perceptual term dominates and the "
+             "values are tens of times the pixel loss's: compare runs by their PSNR and SSIM, not by their loss.",
+}
+
+
+def metrics_line(
+    row: dict,  # a history row: valid_psnr, valid_ssim, valid_input_psnr, valid_input_ssim
+) -> str:
+    "Validation PSNR and SSIM of the reconstruction, each with how far it is ahead of (or behind) the obfuscated input's."
+    parts = []
+    for metric, unit, digits in (("PSNR", " dB", 2), ("SSIM", "", 3)):
+        rec, obf = row[f"valid_{metric.lower()}"], row[f"valid_input_{metric.lower()}"]
+        verdict = "ahead of" if rec > obf else "behind"
+        parts.append(f"{metric} <b>{rec:.{digits}f}{unit}</b>, {abs(rec - obf):.{digits}f}{unit} {verdict} the "
+                     f"obfuscated input ({obf:.{digits}f}{unit})")
+    return "validation " + "; ".join(parts)
+
+
+def metrics_pending(
+    cfg: TrainConfig,  # the settings the controls show
+    running: bool,  # whether a run is training
+) -> str:
+    "The metrics line while no validation of the shown obfuscation exists: none is ever shown beside other settings."
+    return f"validation PSNR / SSIM at {obfuscation_label(cfg)}: — ({'after the next epoch' if running else 'press Train'})"
+
 # %% ../nbs/08_playground.ipynb #4678c8d2
-NO_METRICS = "validation PSNR / SSIM: — (after the first epoch)"
-
-
 class Playground:
-    "Sliders and buttons that train an autoencoder in a background thread and show its reconstructions live."
+    "Sliders and buttons that fine-tune (or train) an autoencoder in a background thread and show its reconstructions live."
 
     def __init__(
         self,
@@ -148,8 +196,10 @@ class Playground:
         self.stop_flag, self.drawing, self.started = threading.Event(), threading.Lock(), time.monotonic()
         self.preview = prepare_faces(self.faces, dataclasses.replace(self.config, n_train=1, n_valid=n_preview), "cpu")[1]
         self.zoom = max(1, round(128 / self.config.image_size))
+        self.shipped = {}  # frozen copies of the shipped models read so far, by name
         self.make_controls(self.config)
         self.reset()
+        self.status.value = f"Press <b>Train</b> to {self.plan()}."
 
     def make_controls(
         self,
@@ -157,27 +207,31 @@ class Playground:
     ):
         "The sliders, menus, buttons and displays, wired to this object's methods."
         slider = dict(continuous_update=False, style={"description_width": "70px"})
+        menu = dict(style={"description_width": "70px"}, layout=widgets.Layout(width="230px"))
         self.sigma = widgets.FloatSlider(value=cfg.sigma, min=0.5, max=8, step=0.5, description="σ (blur)", **slider)
         self.block = widgets.IntSlider(value=cfg.block, min=2, max=16, description="n (pixels)", **slider)
         self.rho = widgets.FloatSlider(value=cfg.rho, min=0, max=4, step=0.25, description="ρ (mixed)", **slider)
-        self.arch = widgets.Dropdown(options=list(MODELS), value=cfg.arch, description="model")
-        self.loss = widgets.Dropdown(options=["pixel", "perceptual", "mixed"], value=cfg.loss, description="loss")
         self.obfuscation = widgets.Dropdown(options=[("Gaussian blur", "blur"), ("pixelation", "pixelate")],
-                                            value=cfg.obfuscation, description="obfuscation")
+                                            value=cfg.obfuscation, description="obfuscation", **menu)
+        self.start_from = widgets.Dropdown(options=[("shipped model", "shipped"), ("scratch", "scratch")],
+                                           value="shipped", description="start from", **menu)
+        self.arch = widgets.Dropdown(options=list(MODELS), value=cfg.arch, description="model", **menu)
+        self.loss = widgets.Dropdown(options=["pixel", "perceptual", "mixed"], value=cfg.loss, description="loss", **menu)
         self.epochs = widgets.IntSlider(value=cfg.epochs, min=1, max=30, description="epochs", **slider)
-        n_max = len(split_indices(len(self.faces), seed=cfg.seed)[0])
-        self.n_train = widgets.IntSlider(value=min(cfg.n_train or n_max, n_max), min=16, max=n_max, step=16,
-                                         description="faces", **slider)
+        self.n_max = len(split_indices(len(self.faces), seed=cfg.seed)[0])
+        n_train = min(cfg.n_train or self.n_max, self.n_max)
+        sizes = sorted({*(2 ** k for k in range(4, self.n_max.bit_length())), self.n_max, n_train})  # 16, 32, … all
+        self.n_train = widgets.SelectionSlider(options=sizes, value=n_train, description="faces/epoch", **slider)
         self.train_button = widgets.Button(description="Train", button_style="success", icon="play")
         self.stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
-        self.status = widgets.HTML("Press <b>Train</b> to start.")
-        self.metrics = widgets.HTML(NO_METRICS)
+        self.status, self.metrics, self.loss_note = widgets.HTML(), widgets.HTML(), widgets.HTML()
         natural = dict(format="png", layout=widgets.Layout(align_self="flex-start"))  # not stretched to the cell's width
         self.grid, self.curve = widgets.Image(**natural), widgets.Image(**natural)
-        for w in (self.sigma, self.block, self.obfuscation):
-            w.observe(lambda _: self.refresh_faces(), names="value")
+        for w in (self.sigma, self.block, self.rho, self.obfuscation, self.start_from, self.arch, self.loss):
+            w.observe(self.changed, names="value")
         self.train_button.on_click(self.start)
         self.stop_button.on_click(self.stop)
+        self.show_applicable()
 
     def read_config(self) -> TrainConfig:
         "The settings the controls show now."
@@ -186,8 +240,58 @@ class Playground:
             block=self.block.value, obfuscation=self.obfuscation.value, epochs=self.epochs.value,
             n_train=self.n_train.value)
 
+    def running(self) -> bool:
+        "Whether a run is training."
+        return self.thread is not None and self.thread.is_alive()
+
+    def start_name(self) -> str | None:
+        "The shipped model the next run fine-tunes (see `shipped_start`); None when it trains from scratch."
+        return shipped_start(self.read_config()) if self.start_from.value == "shipped" else None
+
+    def start_model(self) -> nn.Module | None:
+        "A frozen copy of the model the next run starts from, to draw with (each shipped model is read once); None from scratch."
+        name = self.start_name()
+        if name is None:
+            return None
+        if name not in self.shipped:
+            self.shipped[name] = frozen_copy(load_model(name)[0])
+        return self.shipped[name]
+
+    def plan(self) -> str:
+        "What the next press of Train does, in words."
+        cfg, name = self.read_config(), self.start_name()
+        if name:
+            trained_on = obfuscation_label(TrainConfig(**pretrained_info(name)["config"]))
+            what = f"fine-tune the shipped <b>{name}</b> (trained on {trained_on})"
+        else:
+            missing = f" (no shipped {cfg.arch} for {cfg.obfuscation})" if self.start_from.value == "shipped" else ""
+            what = f"train {cfg.arch} from scratch{missing}"
+        return f"{what} on {obfuscation_label(cfg)} with the {loss_label(cfg)}"
+
+    def show_applicable(self):
+        "Enable only the controls that act in the current mode (σ for blur, n for pixelation, ρ for the mixed loss), and explain the loss."
+        self.sigma.disabled, self.block.disabled = self.obfuscation.value != "blur", self.obfuscation.value != "pixelate"
+        self.rho.disabled = self.loss.value != "mixed"
+        self.loss_note.value = f"<small>{LOSS_NOTES[self.loss.value]}</small>"
+
+    def changed(
+        self,
+        change: dict,  # the traitlets change: its `owner` is the control that moved
+    ):
+        "A control moved: the metrics of other settings go, the preview shows the current (or next) model at the new settings."
+        self.show_applicable()
+        owner, running = change["owner"], self.running()
+        if owner in (self.sigma, self.block, self.obfuscation):
+            self.metrics.value = metrics_pending(self.read_config(), running)
+        if owner in (self.obfuscation, self.start_from, self.arch) and not running:
+            self.model = self.start_model()  # another model: the next run's start
+        if not running:
+            self.status.value = f"Press <b>Train</b> to {self.plan()}."
+        if owner not in (self.rho, self.loss):
+            self.refresh_faces()
+
     def refresh_faces(self):
-        "Redraw the preview with the controls' obfuscation; its reconstruction row comes from the latest snapshot (grey before one exists)."
+        "Redraw the preview with the controls' obfuscation, through the current model (a grey row when there is none)."
         with self.drawing:
             cfg, model = self.read_config(), self.model
             if model is None:
@@ -198,11 +302,23 @@ class Playground:
                 rows = list(reconstruct(model, self.preview, cfg))
             self.grid.value = faces_png(rows, zoom=self.zoom)
 
-    def reset(self):
-        "Blank curves, metrics and reconstructions: nothing of a previous run is left on show."
-        self.model, self.steps, self.losses, self.offset, self.history = None, [], [], 0, []
-        self.metrics.value = NO_METRICS
-        self.curve.value = figure_png(curve_figure([], [], []))
+    def rows(self) -> list[dict]:
+        "The validation rows on show: the starting model's (epoch 0) when there is one, then the run's epochs."
+        return [self.before] * (self.before is not None) + self.history
+
+    def draw_curves(self):
+        "Redraw the loss and PSNR curves."
+        title = f"training loss: {loss_label(self.config)}"
+        self.curve.value = figure_png(curve_figure(self.steps, self.losses, self.rows(), title))
+
+    def reset(
+        self,
+        running: bool = False,  # whether a run is about to train
+    ):
+        "Blank curves and metrics, and the preview through the model the next run starts from."
+        self.model, self.steps, self.losses, self.offset, self.before, self.history = self.start_model(), [], [], 0, None, []
+        self.metrics.value = metrics_pending(self.read_config(), running)
+        self.draw_curves()
         self.refresh_faces()
 
     def between_steps(self) -> bool:
@@ -219,9 +335,21 @@ class Playground:
         "Every few steps (training thread): record the loss, update the status line and the curves."
         self.steps.append(self.offset + step)
         self.losses.append(loss)
-        self.curve.value = figure_png(curve_figure(self.steps, self.losses, self.history))
-        self.status.value = (f"training {self.config.arch} on {obfuscation_label(self.config)} · "
-                             f"epoch {len(self.history) + 1}, step {step}: loss {loss:.4f}")
+        self.draw_curves()
+        validating = " · validating…" if step == self.steps_per_epoch else ""
+        self.status.value = (f"training {self.config.arch} with the {loss_label(self.config)} on "
+                             f"{obfuscation_label(self.config)} · epoch {len(self.history) + 1}, step "
+                             f"{step}/{self.steps_per_epoch}: loss {loss:.4f}{validating}")
+
+    def show_scores(
+        self,
+        row: dict,  # a validation row (epoch 0: the starting model)
+    ):
+        "Show a validation row: metrics line, curves, preview."
+        when = f"epoch {row['epoch']}" if row["epoch"] else f"before training ({self.start_name()})"
+        self.metrics.value = f"{when}, {time.monotonic() - self.started:.0f} s after Train: {metrics_line(row)}"
+        self.draw_curves()
+        self.refresh_faces()
 
     def on_epoch(
         self,
@@ -231,19 +359,22 @@ class Playground:
         "After each epoch (training thread): publish a snapshot of the weights, then show metrics, curves and faces."
         self.model, self.history = frozen_copy(run.model), list(run.history)
         self.offset = self.steps[-1] if self.steps else 0
-        ahead = "ahead of" if row["valid_psnr"] > row["valid_input_psnr"] else "behind"
-        self.metrics.value = (f"epoch {row['epoch']}, {time.monotonic() - self.started:.0f} s after Train: validation "
-                              f"PSNR <b>{row['valid_psnr']:.2f} dB</b>, SSIM <b>{row['valid_ssim']:.3f}</b>, {ahead} "
-                              f"the obfuscated input ({row['valid_input_psnr']:.2f} dB, {row['valid_input_ssim']:.3f})")
-        self.curve.value = figure_png(curve_figure(self.steps, self.losses, self.history))
-        self.refresh_faces()
+        self.show_scores(row)
 
     def train(self):
-        "Train with the controls' settings (blocking); the Train button runs this in a thread."
-        self.config = self.read_config()
+        "Validate the starting model, then train with the controls' settings (blocking); the Train button runs this in a thread."
+        self.config, start = self.read_config(), self.start_name()
+        self.steps_per_epoch = len(epoch_batches(self.config.n_train, self.config, 1))
         try:
+            if start:
+                self.status.value = f"validating {start} on {obfuscation_label(self.config)}…"
+                valid = prepare_faces(self.faces, self.config, self.device)[1]
+                scores = evaluate(load_model(start, self.device)[0], valid, self.config)
+                self.before = {"epoch": 0, **{f"valid_{k}": v for k, v in scores.items()}}
+                self.show_scores(self.before)
             self.run = fit(self.config, self.faces, device=self.device, on_step=self.on_step, on_epoch=self.on_epoch,
-                           should_stop=self.between_steps, progress=False)
+                           should_stop=self.between_steps, progress=False, start_from=start,
+                           log_every=max(1, self.steps_per_epoch // 8))
             self.model = frozen_copy(self.run.model)
             self.refresh_faces()
             self.status.value = ("stopped" if self.run.stopped else "finished") + f" after {len(self.run.history)} epoch(s)"
@@ -253,13 +384,13 @@ class Playground:
             self.train_button.disabled, self.stop_button.disabled = False, True
 
     def start(self, _=None):
-        "Start training in a background thread, from blank curves."
-        if self.thread and self.thread.is_alive():
+        "Start training in a background thread, from blank curves and the starting model."
+        if self.running():
             return
         self.train_button.disabled, self.stop_button.disabled = True, False
         self.status.value = "starting…"
         self.stop_flag.clear()
-        self.reset()
+        self.reset(running=True)
         self.started = time.monotonic()
         self.thread = threading.Thread(target=self.train, daemon=True)
         self.thread.start()
@@ -271,10 +402,10 @@ class Playground:
 
     def widget(self) -> widgets.Widget:
         "The whole playground as one widget."
-        controls = widgets.VBox([widgets.HBox([self.sigma, self.block, self.rho]),
-                                 widgets.HBox([self.obfuscation, self.arch, self.loss]),
+        controls = widgets.VBox([widgets.HBox([self.obfuscation, self.sigma, self.block]),
+                                 widgets.HBox([self.start_from, self.arch, self.loss, self.rho]),
                                  widgets.HBox([self.epochs, self.n_train, self.train_button, self.stop_button])])
-        return widgets.VBox([controls, self.status, self.metrics, self.grid, self.curve])
+        return widgets.VBox([controls, self.status, self.metrics, self.grid, self.curve, self.loss_note])
 
     def _repr_mimebundle_(self, **kwargs) -> dict:
         "The live widget, with a still picture of it for where widgets cannot run (a saved notebook, GitHub, the docs)."
