@@ -151,7 +151,7 @@ def test_only_the_controls_that_act_are_enabled(lfw):
 def test_the_faces_slider_starts_small_and_doubles(lfw):
     pg = Playground(lfw, device="cpu", config=playground_config(SCALES["quick"]))
     sizes = pg.n_train.options
-    assert pg.n_train.value == 64 and (sizes[0], sizes[-1]) == (16, 7620)
+    assert pg.n_train.value == 32 and (sizes[0], sizes[-1]) == (16, 7620)
     assert all(1 < b / a <= 2 for a, b in zip(sizes, sizes[1:]))  # log-spaced: each step at most doubles
 
 
