@@ -193,6 +193,7 @@ class Playground:
         self.device = torch.device(device or default_device())
         self.config = config or playground_config()  # the current (or next) run's settings; its thread alone changes it
         self.model, self.run, self.thread = None, None, None  # `model`: a snapshot to draw with, never the one training
+        self.started_from = None  # the shipped model the current (or last) run started from
         self.stop_flag, self.drawing, self.started = threading.Event(), threading.Lock(), time.monotonic()
         self.preview = prepare_faces(self.faces, dataclasses.replace(self.config, n_train=1, n_valid=n_preview), "cpu")[1]
         self.zoom = max(1, round(128 / self.config.image_size))
@@ -206,8 +207,8 @@ class Playground:
         cfg: TrainConfig,  # the settings they start from
     ):
         "The sliders, menus, buttons and displays, wired to this object's methods."
-        slider = dict(continuous_update=False, style={"description_width": "70px"})
-        menu = dict(style={"description_width": "70px"}, layout=widgets.Layout(width="230px"))
+        slider = dict(continuous_update=False, style={"description_width": "80px"})
+        menu = dict(style={"description_width": "80px"}, layout=widgets.Layout(width="240px"))
         self.sigma = widgets.FloatSlider(value=cfg.sigma, min=0.5, max=8, step=0.5, description="σ (blur)", **slider)
         self.block = widgets.IntSlider(value=cfg.block, min=2, max=16, description="n (pixels)", **slider)
         self.rho = widgets.FloatSlider(value=cfg.rho, min=0, max=4, step=0.25, description="ρ (mixed)", **slider)
@@ -337,17 +338,22 @@ class Playground:
         self.losses.append(loss)
         self.draw_curves()
         validating = " · validating…" if step == self.steps_per_epoch else ""
-        self.status.value = (f"training {self.config.arch} with the {loss_label(self.config)} on "
-                             f"{obfuscation_label(self.config)} · epoch {len(self.history) + 1}, step "
-                             f"{step}/{self.steps_per_epoch}: loss {loss:.4f}{validating}")
+        self.status.value = (f"{self.doing()} · epoch {len(self.history) + 1}, step {step}/{self.steps_per_epoch}: "
+                             f"loss {loss:.4f}{validating}")
+
+    def doing(self) -> str:
+        "What the run trains, in words: model, loss (with ρ) and obfuscation, as the training thread last took them."
+        return f"training {self.config.arch} with the {loss_label(self.config)} on {obfuscation_label(self.config)}"
 
     def show_scores(
         self,
-        row: dict,  # a validation row (epoch 0: the starting model)
+        row: dict,  # a validation row (epoch 0: the starting model), measured at the run's settings `self.config`
     ):
-        "Show a validation row: metrics line, curves, preview."
-        when = f"epoch {row['epoch']}" if row["epoch"] else f"before training ({self.start_name()})"
-        self.metrics.value = f"{when}, {time.monotonic() - self.started:.0f} s after Train: {metrics_line(row)}"
+        "Show a validation row: curves, preview, and its metrics while the controls still show the setting it was measured at."
+        measured, cfg = obfuscation_label(self.config), self.read_config()
+        when = f"epoch {row['epoch']}" if row["epoch"] else f"before training ({self.started_from})"
+        self.metrics.value = (f"{when} at {measured}, {time.monotonic() - self.started:.0f} s after Train: "
+                              f"{metrics_line(row)}" if measured == obfuscation_label(cfg) else metrics_pending(cfg, True))
         self.draw_curves()
         self.refresh_faces()
 
@@ -359,21 +365,22 @@ class Playground:
         "After each epoch (training thread): publish a snapshot of the weights, then show metrics, curves and faces."
         self.model, self.history = frozen_copy(run.model), list(run.history)
         self.offset = self.steps[-1] if self.steps else 0
+        self.status.value = f"{self.doing()} · epoch {row['epoch']} validated"
         self.show_scores(row)
 
     def train(self):
         "Validate the starting model, then train with the controls' settings (blocking); the Train button runs this in a thread."
-        self.config, start = self.read_config(), self.start_name()
+        self.config, self.started_from = self.read_config(), self.start_name()
         self.steps_per_epoch = len(epoch_batches(self.config.n_train, self.config, 1))
         try:
-            if start:
-                self.status.value = f"validating {start} on {obfuscation_label(self.config)}…"
+            if self.started_from:
+                self.status.value = f"validating {self.started_from} on {obfuscation_label(self.config)}…"
                 valid = prepare_faces(self.faces, self.config, self.device)[1]
-                scores = evaluate(load_model(start, self.device)[0], valid, self.config)
+                scores = evaluate(load_model(self.started_from, self.device)[0], valid, self.config)
                 self.before = {"epoch": 0, **{f"valid_{k}": v for k, v in scores.items()}}
                 self.show_scores(self.before)
             self.run = fit(self.config, self.faces, device=self.device, on_step=self.on_step, on_epoch=self.on_epoch,
-                           should_stop=self.between_steps, progress=False, start_from=start,
+                           should_stop=self.between_steps, progress=False, start_from=self.started_from,
                            log_every=max(1, self.steps_per_epoch // 8))
             self.model = frozen_copy(self.run.model)
             self.refresh_faces()

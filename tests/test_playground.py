@@ -162,3 +162,14 @@ def test_the_psnr_legend_hides_no_line():
     axes, legend = fig.axes[1], fig.axes[1].get_legend()
     assert not axes.get_window_extent().overlaps(legend.get_window_extent())
     assert legend.get_window_extent().x1 <= fig.bbox.x1  # beside the plot, not cut off
+
+
+def test_scores_of_a_setting_the_controls_have_left_are_not_shown(lfw):
+    pg = Playground(lfw, device="cpu", config=playground_config(SCALES["quick"]))
+    pg.config, pg.started_from = pg.read_config(), pg.start_name()  # as `train` sets them: the run's setting, n = 8
+    row = {"epoch": 0, "valid_psnr": 26.0, "valid_ssim": 0.77, "valid_input_psnr": 22.9, "valid_input_ssim": 0.55}
+    pg.show_scores(row)
+    assert pg.metrics.value.startswith("before training (cae-pixel-pixelate) at pixelation (n = 8)"), pg.metrics.value
+    pg.block.value = 12  # moved while the run validated at n = 8
+    pg.show_scores(row)
+    assert "dB" not in pg.metrics.value and "pixelation (n = 12)" in pg.metrics.value, pg.metrics.value
