@@ -356,6 +356,8 @@ def fit(
     should_stop: Callable[[], bool] | None = None,  # polled between steps; True stops the run (saved, resumable)
     save_every: float | None = 600.0,  # seconds between mid-epoch checkpoints (None: only at the end of epochs)
     progress: bool = True,  # show progress bars, and a line of scores after each epoch (see `progress_file`)
+    log_every: int = 20,  # steps between progress updates (`on_step` calls); each one waits for the device
+    start_from: str | Path | None = None,  # fine-tune: start from these weights (a checkpoint or a shipped model's name, as `load_model` takes) instead of a fresh model; a resumed run ignores it
 ) -> Run:
     "Train `cfg.arch` to undo `cfg.obfuscation` on LFW, validating, drawing and checkpointing every epoch."
     rank, world, device = distributed_context(torch.device(device or default_device()))
@@ -374,6 +376,11 @@ def fit(
     torch.manual_seed(cfg.seed)
     train_faces, valid_faces = prepare_faces(faces, cfg, device)
     model = build_model(cfg, device)
+    if start_from is not None and not ckpt:
+        start, start_cfg = load_model(start_from, device)
+        if start_cfg.arch != cfg.arch:
+            raise ValueError(f"cannot start a {cfg.arch!r} run from {start_from}, a {start_cfg.arch!r} model")
+        model.load_state_dict(start.state_dict())
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     loss_fn = build_loss(cfg, device)
     run, mode = Run(model, cfg, out_dir=out_dir), engine_mode(device, cfg)
@@ -398,7 +405,7 @@ def fit(
         at = EpochProgress(**partial) if partial and partial["epoch"] == epoch else EpochProgress(epoch)
         partial = None
         try:
-            train_loss = train_epoch(model, opt, loss_fn, train_faces, cfg, at, on_step=on_step,
+            train_loss = train_epoch(model, opt, loss_fn, train_faces, cfg, at, log_every=log_every, on_step=on_step,
                                      should_stop=should_stop, save_every=save_every, save=save,
                                      show_progress=progress, step_model=step_model, rank=rank, world=world)
         except StopTraining:

@@ -1,5 +1,6 @@
-"""The project's own promises: one environment description, README = index notebook, CI runs the README's
-test command, the exported library is in sync with the notebooks, and the README's table of finished runs is `results/`."""
+"""The project's own promises: one environment description, the landing page (nbs/index.ipynb) and the README show the
+same chapters and results, CI runs the README's test command, the exported library is in sync with the notebooks,
+and the README's table of finished runs is `results/`."""
 import configparser
 import filecmp
 import json
@@ -27,16 +28,32 @@ def test_environment_yml_matches_settings_ini():
     assert "-e ." in pip
 
 
-def readme_from_index() -> str:
-    "README.md as the index notebook renders it: its markdown cells, with links made relative to the repo root."
+def index_markdown() -> str:
+    "The landing page's text: the markdown cells of nbs/index.ipynb."
     cells = json.loads((ROOT / "nbs" / "index.ipynb").read_text())["cells"]
-    text = "\n\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
-    text = re.sub(r"\]\(\.\./", "](", text)
-    return re.sub(r"\]\((?!https?:|#)([^)]+\.ipynb)\)", r"](nbs/\1)", text)
+    return "\n\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
 
 
-def test_readme_is_the_index_notebook():
-    assert (ROOT / "README.md").read_text().strip() == readme_from_index().strip()
+CHAPTER_ROW = r"^\| \d\d[a-z]? \| \[.+\|$"  # | 08 | [playground](08_playground.ipynb) | what you learn | module |
+RUN_ROW = r"^\| `[\w.-]+` \|.+\|$"  # | `cae-pixel-blur` | CAE, pixel loss | blur | 15 | ours | input | paper |
+
+
+def test_index_and_readme_show_the_same_chapters_and_results():
+    "The landing page and the README carry the same chapter table (each with links relative to itself) and results table."
+    readme, index = (ROOT / "README.md").read_text(), index_markdown()
+    chapters = re.findall(CHAPTER_ROW, readme, re.M)
+    assert chapters and all("](nbs/" in row for row in chapters)
+    assert [row.replace("](nbs/", "](") for row in chapters] == re.findall(CHAPTER_ROW, index, re.M)
+    runs = re.findall(RUN_ROW, readme, re.M)
+    assert len(runs) == 8 and runs == re.findall(RUN_ROW, index, re.M)  # the README's rows are checked against results/ below
+
+
+def test_index_links_work_where_jupyterlab_serves_it():
+    "Every link on the landing page is a notebook beside it in nbs/, a web address or an anchor: nothing outside nbs/."
+    targets = re.findall(r"\]\(([^)]+)\)", index_markdown())
+    assert targets
+    for target in targets:
+        assert target.startswith(("https://", "http://", "#")) or (ROOT / "nbs" / target).is_file(), target
 
 
 def readme_commands() -> list[str]:
