@@ -105,3 +105,16 @@ def test_readme_reproduction_table_is_the_results_folder():
         assert baseline == f"{r['input_psnr']:.2f} / {r['input_ssim']:.3f}", exp.name
         assert paper == f"{exp.paper[0]:.2f} / {exp.paper[1]:.2f}", exp.name
     assert "stand-in" not in readme  # every shipped model is a paper-scale run
+
+
+def test_readme_classical_rows_are_the_recorded_scores():
+    "The README's classical controls are `results/classical_controls.json` (all test faces), on the landing page too."
+    recorded = json.loads((ROOT / "results" / "classical_controls.json").read_text())
+    readme, index = (ROOT / "README.md").read_text(), index_markdown()
+    rows = dict(re.findall(r"^\| \*classical:\* `(\w+)` \|(.+)\|$", readme, re.M))
+    assert set(rows) == {"wiener", "lanczos"} and all(f"`{name}` |{row}|" in index for name, row in rows.items())
+    for name, row in rows.items():
+        r = recorded[name]
+        assert r["images"] == 3708, name
+        _, _, _, ours, baseline, _ = [c.strip() for c in row.split("|")]
+        assert ours == f"{r['psnr']:.2f} / {r['ssim']:.3f}" and baseline == f"{r['input_psnr']:.2f} / {r['input_ssim']:.3f}", name
