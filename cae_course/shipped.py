@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import json
-from importlib.resources import files
 from pathlib import Path
 
 import torch
@@ -16,22 +15,17 @@ from .classical import CLASSICAL, classical_config, classical_model
 from .display import Table
 from .models import trained_model
 from .pack import read_packed
+from .runtime import packed_model_names, weights_dir  # found without PyTorch, for the command line (09g)
 
 # %% auto #0
-__all__ = ['weights_dir', 'pretrained_names', 'pretrained_info', 'pretrained', 'list_pretrained', 'model_names', 'model_config',
-           'named_model']
-
-# %% ../nbs/09b_shipped.ipynb #11f01aea
-def weights_dir() -> Path:
-    "The folder of the models that ship with the package: `cae_course/weights/`."
-    return Path(str(files("cae_course").joinpath("weights")))
+__all__ = ['pretrained_names', 'pretrained_info', 'pretrained', 'list_pretrained', 'model_names', 'model_config', 'named_model']
 
 # %% ../nbs/09b_shipped.ipynb #000b2622
 def pretrained_names(
     folder: str | Path | None = None,  # a weights folder; None: the package's
 ) -> list[str]:
     "The names of the models in `folder` (by default those shipped with the package), sorted."
-    return sorted(p.stem for p in Path(folder or weights_dir()).glob("*.safetensors"))
+    return packed_model_names(folder)
 
 
 def pretrained_info(

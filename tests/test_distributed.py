@@ -45,7 +45,12 @@ def test_two_ranks_agree_and_match_the_same_steps_in_one_process(tmp_path):
     w0, w1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert all(torch.equal(w0[k], w1[k]) for k in w0), "the two ranks ended with different weights"
 
-    reference = two_halves_in_one_process(TrainConfig(**TINY), load_lfw(progress=False))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each rank computes (OMP_NUM_THREADS=1): a convolution's sums may split otherwise
+    try:
+        reference = two_halves_in_one_process(TrainConfig(**TINY), load_lfw(progress=False))
+    finally:
+        torch.set_num_threads(threads)
     for k, v in reference.named_parameters():
         torch.testing.assert_close(w0[k], v.detach(), rtol=1e-4, atol=1e-5, msg=f"{k}: DDP differs from the reference")
 
