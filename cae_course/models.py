@@ -13,7 +13,7 @@ from .data import check_int
 from .display import Table
 
 # %% auto #0
-__all__ = ['conv_bn_relu', 'conv_out_size', 'encoder_sizes', 'output_paddings', 'min_image_size', 'CAE', 'count_parameters', 'count_flops', 'describe_layer', 'layer_table', 'conv_geometry', 'receptive_field', 'input_footprint', 'MODELS', 'reparameterize', 'kl_to_standard_normal', 'VCAE', 'ResBlock', 'ResCAE', 'SkipCAE', 'make_model', 'trained_model']
+__all__ = ['conv_bn_relu', 'conv_out_size', 'encoder_sizes', 'output_paddings', 'min_image_size', 'CAE', 'count_parameters', 'count_flops', 'describe_layer', 'layer_table', 'conv_geometry', 'receptive_field', 'input_footprint', 'REFINE_WIDTHS', 'MODELS', 'reparameterize', 'kl_to_standard_normal', 'VCAE', 'ResBlock', 'ResCAE', 'SkipCAE', 'refiner', 'make_model', 'trained_model']
 
 # %% ../nbs/04_cae.ipynb #125dca7d
 def conv_bn_relu(
@@ -349,11 +349,25 @@ class SkipCAE(CAE):
         return self.decode(z, skips)
 
 # %% ../nbs/05_variants.ipynb #be3bb8a9
-MODELS = {"cae": CAE, "vcae": VCAE, "rescae": ResCAE, "skipcae": SkipCAE}
+from .refine import Refiner  # chapter 05a: a classical inverse + a network (imports no model of this module)
+
+REFINE_WIDTHS = (32, 32, 64, 128), (128, 64, 32)  # a refiner's SkipCAE at half width: 3x faster, ample for a correction (05a)
+
+
+def refiner(
+    front: str,  # a name of `CLASSICAL`: "wiener", "lanczos", ...
+):
+    "A registry entry: builds `Refiner(front, SkipCAE at REFINE_WIDTHS)` for images of `image_size` (chapter 05a)."
+    widths, decoder_widths = REFINE_WIDTHS
+    return lambda image_size=112: Refiner(front, SkipCAE(image_size=image_size, widths=widths, decoder_widths=decoder_widths))
+
+
+MODELS = {"cae": CAE, "vcae": VCAE, "rescae": ResCAE, "skipcae": SkipCAE,
+          "wiener-skipcae": refiner("wiener"), "lanczos-skipcae": refiner("lanczos")}
 
 
 def make_model(
-    name: str,  # a key of `MODELS`: "cae", "vcae", "rescae" or "skipcae"
+    name: str,  # a key of `MODELS`: "cae", "vcae", "rescae", "skipcae", "wiener-skipcae" or "lanczos-skipcae"
     **kwargs,  # the model's constructor arguments, e.g. image_size=64, n_blocks=3
 ) -> CAE:
     "A new model from its registry name."

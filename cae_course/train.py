@@ -32,6 +32,7 @@ from .models import make_model, trained_model
 from .obfuscate import obfuscate
 from .shipped import model_config, model_names, named_model
 from .storage import save_atomic, write_json
+from .wild import quantize8
 
 # %% auto #0
 __all__ = ['CPU_FLUSHES_DENORMALS', 'prepare_faces', 'make_batch', 'progress_file', 'NonFiniteLossError', 'StopTraining',
@@ -52,11 +53,12 @@ def prepare_faces(
 
 def make_batch(
     images: Tensor,  # uint8 faces [B, 3, S, S] on the training device
-    cfg: TrainConfig,  # which obfuscation, with which parameters
+    cfg: TrainConfig,  # which obfuscation, with which parameters, and whether the input is rounded to 8 bits
 ) -> tuple[Tensor, Tensor]:
-    "The model's input (obfuscated) and target (clean), both normalised to [-1, 1]."
+    "The model's input (obfuscated, 8-bit if `cfg.eight_bit`) and target (clean), both normalised to [-1, 1]."
     clean = images.float() / 255
-    return normalize(obfuscate(clean, cfg.obfuscation, **cfg.obfuscation_params())), normalize(clean)
+    x = normalize(obfuscate(clean, cfg.obfuscation, **cfg.obfuscation_params()))
+    return (quantize8(x) if cfg.eight_bit else x), normalize(clean)
 
 # %% ../nbs/07_train.ipynb #10b62919
 def progress_file():

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# One full-scale training run on this machine's CPU, in the background, resumably, on one thread (two runs side by
+# side use both cores; see the brief's "Long runs"). Run it again at the start of a session: it resumes.
+#
+#     bash experiments/train_background.sh wiener-skipcae-blur --arch wiener-skipcae --eight-bit --paper \
+#         --epochs 6 --schedule onecycle --lr 3e-4
+#     tail -c 300 ~/.cache/cae_course/runs/wiener-skipcae-blur/log.txt    # progress
+#     pkill -f 'runs/wiener-skipcae-blur'                                 # stop: it saves, and resumes there
+#
+# The run folder is ~/.cache/cae_course/runs/NAME (outside the work tree); the library it imports is a frozen copy
+# of the committed HEAD (~/.cache/cae_course/code-NAME), so editing notebooks while it trains cannot change it.
+set -euo pipefail
+NAME="$1"; shift
+REPO="$(cd "$(dirname "$0")/.." && pwd)"
+RUN="$HOME/.cache/cae_course/runs/$NAME"
+CODE="$HOME/.cache/cae_course/code-$NAME"
+if pgrep -f "runs/$NAME --resume" >/dev/null; then echo "already running (pid $(pgrep -f "runs/$NAME --resume"))"; exit 0; fi
+mkdir -p "$RUN"
+rm -rf "$CODE" && mkdir -p "$CODE" && git -C "$REPO" archive HEAD cae_course | tar -x -C "$CODE"
+. "$REPO/.venv/bin/activate"
+export PYTHONPATH="$CODE" OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+export CAE_COURSE_LFW="${CAE_COURSE_LFW:-$REPO/../shared/data/lfw-deepfunneled.tgz}"
+cd "$HOME"  # not the repo: its cae_course/ must not shadow the frozen copy
+echo "== $(date -u +%FT%TZ) start $(git -C "$REPO" rev-parse --short HEAD) $*" >> "$RUN/log.txt"
+nohup python -m cae_course.cli train "$@" --out "$RUN" --resume >> "$RUN/log.txt" 2>&1 &
+echo "started pid $! (log: $RUN/log.txt)"
