@@ -14,7 +14,7 @@ NAME="$1"; shift
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 RUN="$HOME/.cache/cae_course/runs/$NAME"
 CODE="$HOME/.cache/cae_course/code-$NAME"
-if pgrep -f "runs/$NAME --resume" >/dev/null; then echo "already running (pid $(pgrep -f "runs/$NAME --resume"))"; exit 0; fi
+if pgrep -f "runs/$NAME( |$)" >/dev/null; then echo "already running (pid $(pgrep -f "runs/$NAME( |$)"))"; exit 0; fi
 mkdir -p "$RUN"
 rm -rf "$CODE" && mkdir -p "$CODE" && git -C "$REPO" archive HEAD cae_course | tar -x -C "$CODE"
 . "$REPO/.venv/bin/activate"
@@ -22,5 +22,6 @@ export PYTHONPATH="$CODE" OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 export CAE_COURSE_LFW="${CAE_COURSE_LFW:-$REPO/../shared/data/lfw-deepfunneled.tgz}"
 cd "$HOME"  # not the repo: its cae_course/ must not shadow the frozen copy
 echo "== $(date -u +%FT%TZ) start $(git -C "$REPO" rev-parse --short HEAD) $*" >> "$RUN/log.txt"
-nohup python -m cae_course.cli train "$@" --out "$RUN" --resume >> "$RUN/log.txt" 2>&1 &
+RESUME=(); [ -e "$RUN/checkpoint.pt" ] && RESUME=(--resume)
+nohup python -m cae_course.cli train "$@" --out "$RUN" "${RESUME[@]}" >> "$RUN/log.txt" 2>&1 &
 echo "started pid $! (log: $RUN/log.txt)"
