@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .data import LFW, default_device, device_description, load_lfw, split_faces, split_indices
+from .data import LFW, LFW_CROP, default_device, device_description, load_lfw, split_faces, split_indices
 from .display import Table
 from .models import count_parameters, trained_model
 from .pack import QUANT_FORMAT, read_packed, save_packed
@@ -29,7 +29,8 @@ from .train import evaluate, fit, load_checkpoint, load_model, reconstruct
 
 # %% auto #0
 __all__ = ['GATE_FACES', 'GATE_MARGIN', 'experiment_config', 'run_order', 'eval_faces', 'run_precision', 'now', 'save_snapshot',
-           'run_experiment', 'reproduce', 'pack_model', 'pack_models', 'is_packed', 'quality_gate']
+           'run_experiment', 'reproduce', 'write_packed', 'pack_model', 'pack_run', 'pack_models', 'is_packed',
+           'quality_gate']
 
 # %% ../nbs/09c_runner.ipynb #b94e8f41
 def experiment_config(
@@ -189,6 +190,30 @@ GATE_FACES = 32  # faces of the quality gate (`quality_gate`): the first of the 
 GATE_MARGIN = {"psnr": 0.3, "ssim": 0.01}  # how far a re-measurement may drift from a model's recorded gate scores
 
 
+def write_packed(
+    model: nn.Module,  # the float model to ship
+    cfg: TrainConfig,  # the configuration it was trained with
+    name: str,  # its shipped name
+    dest: Path,  # the weights folder to write to
+    test: Tensor,  # the test faces it was scored on (uint8)
+    facts: dict,  # what the metadata says of the run: label, provenance, epochs, steps, device, date, command...
+    float_scores: dict,  # the float model's scores on `test`
+    device: torch.device | str = "cpu",  # where to measure the 8-bit model
+) -> dict:
+    "Write `<name>.safetensors` (8-bit) and `<name>.json` (the facts, the 8-bit model's test and gate scores); returns the metadata."
+    dest.mkdir(parents=True, exist_ok=True)
+    save_packed(model, dest / f"{name}.safetensors", name)
+    packed = trained_model(dataclasses.asdict(cfg), read_packed(dest / f"{name}.safetensors"), device)
+    gate = test[:GATE_FACES]  # the first faces of the test split, as `quality_gate` takes them
+    meta = {"name": name, **facts, "config": dataclasses.asdict(cfg), "parameters": count_parameters(packed),
+            "test": {"faces": len(test), "float": float_scores, "int8": evaluate(packed, test.to(device), cfg)},
+            "gate": {"faces": len(gate), **evaluate(packed, gate.to(device), cfg)},  # see `quality_gate`
+            "quantization": {"format": QUANT_FORMAT, "weights": "convolutions: int8, symmetric, per output channel, "
+                             "float16 scales; everything else float32"}}
+    write_json(meta, dest / f"{name}.json")
+    return meta
+
+
 def pack_model(
     exp: Experiment,  # the run to pack
     out: Path,  # the results folder the run wrote
@@ -197,32 +222,46 @@ def pack_model(
     test: Tensor,  # the test faces the run was scored on (uint8)
     device: torch.device | str = "cpu",  # where to measure the 8-bit model
 ) -> dict:
-    "Pack the reported snapshot of `exp` into `<name>.safetensors`, measure the 8-bit model (test and gate faces), write `<name>.json`; returns it."
+    "Pack the reported snapshot of `exp` with `write_packed`; returns its metadata."
     config, record = read_json(out / exp.name / "config.json"), read_json(out / exp.name / "test.json")
     manifest, history = read_json(out / "manifest.json"), read_json(out / exp.name / "history.json")
     epoch = config["reported_epoch"]
     cfg = TrainConfig(**{**config["train_config"], "epochs": epoch, "vgg16": None})
     snapshot = torch.load(work / exp.name / "snapshots" / f"epoch_{epoch:02d}.pt", map_location="cpu", weights_only=True)
-    dest.mkdir(parents=True, exist_ok=True)
-    save_packed(trained_model(dataclasses.asdict(cfg), snapshot), dest / f"{exp.name}.safetensors", exp.name)
-    model = trained_model(dataclasses.asdict(cfg), read_packed(dest / f"{exp.name}.safetensors"), device)
-    gate = test[:GATE_FACES]  # the first faces of the test split, as `quality_gate` takes them
-    meta = {
-        "name": exp.name, "label": exp.label, "provenance": manifest["scale"]["provenance"],
-        "scale": manifest["scale"]["name"], "config": dataclasses.asdict(cfg), "parameters": count_parameters(model),
-        "epochs": epoch, "steps": epoch * config["steps_per_epoch"], "train_faces": config["train_faces"],
-        "train_seconds": sum(row["seconds"] for row in history[:epoch]), "device": record["device"],
-        "precision": run_precision(history, epoch),
-        "date": record["updated"], "data": manifest["data"], "command": manifest["command"],
-        "test": {"faces": record["test_faces"], "float": record["epochs"][str(epoch)],
-                 "int8": evaluate(model, test.to(device), cfg)},
-        "gate": {"faces": len(gate), **evaluate(model, gate.to(device), cfg)},  # see `quality_gate`
-        "paper": {"psnr": exp.paper[0], "ssim": exp.paper[1]},
-        "quantization": {"format": QUANT_FORMAT, "weights": "convolutions: int8, symmetric, per output channel, "
-                         "float16 scales; everything else float32"},
-    }
-    write_json(meta, dest / f"{exp.name}.json")
-    return meta
+    facts = {"label": exp.label, "provenance": manifest["scale"]["provenance"], "scale": manifest["scale"]["name"],
+             "epochs": epoch, "steps": epoch * config["steps_per_epoch"], "train_faces": config["train_faces"],
+             "train_seconds": sum(row["seconds"] for row in history[:epoch]), "device": record["device"],
+             "precision": run_precision(history, epoch), "date": record["updated"], "data": manifest["data"],
+             "command": manifest["command"], "paper": {"psnr": exp.paper[0], "ssim": exp.paper[1]}}
+    return write_packed(trained_model(dataclasses.asdict(cfg), snapshot), cfg, exp.name, dest, test, facts,
+                        record["epochs"][str(epoch)], device)
+
+
+def pack_run(
+    run_dir: str | Path,  # a finished full-scale `fit` run: its checkpoint.pt
+    name: str,  # the shipped name, e.g. "wiener-skipcae-blur"
+    label: str,  # the model's column title in tables, e.g. "Wiener + SkipCAE"
+    faces: LFW,  # all the faces: it is scored on the whole test split
+    dest: str | Path | None = None,  # where to write; None: the package's `weights_dir()`
+    command: str = "",  # the command that trained it
+    device: torch.device | str = "cpu",  # where to measure
+) -> dict:
+    "Pack the final model of a training run beyond the paper's eight (provenance 'full-scale'), measured like `pack_model`."
+    ckpt = load_checkpoint(Path(run_dir) / "checkpoint.pt")
+    cfg = TrainConfig(**{**ckpt["config"], "vgg16": None})
+    if "partial" in ckpt or ckpt["epoch"] < cfg.epochs or cfg.n_train is not None or cfg.image_size != LFW_CROP:
+        raise ValueError(f"{run_dir} is not a finished full-scale run (epoch {ckpt['epoch']} of {cfg.epochs}, "
+                         f"n_train {cfg.n_train}, image_size {cfg.image_size})")
+    model, history = trained_model(dataclasses.asdict(cfg), ckpt["model"], device), ckpt["history"]
+    n_train, test = len(split_indices(len(faces), seed=cfg.seed)[0]), split_faces(faces, "test", seed=cfg.seed)
+    facts = {"label": label, "provenance": "full-scale", "scale": "full", "epochs": cfg.epochs,
+             "steps": cfg.epochs * -(-n_train // cfg.batch_size), "train_faces": n_train,
+             "train_seconds": sum(row["seconds"] for row in history),
+             "device": device_description(torch.device(history[-1]["device"])),
+             "precision": run_precision(history, cfg.epochs), "date": now(), "data": Path(faces.source).name,
+             "command": command}
+    return write_packed(model, cfg, name, Path(dest) if dest is not None else weights_dir(), test, facts,
+                        evaluate(model, test.to(device), cfg), device)
 
 
 def pack_models(

@@ -1,0 +1,53 @@
+"""Chapter 11's verdict: every contender on the wild test suite (chapter 02a) on 600 test faces, resumably.
+
+    python experiments/wild_suite.py                      # all contenders; resumes from results/wild_suite.json
+    python experiments/wild_suite.py --model wiener-skipcae=~/.cache/cae_course/runs/wiener-skipcae-blur/checkpoint.pt
+
+Contenders: the obfuscated input; Wiener and Lanczos + back-projection told the truth (σ and kernel; block side and
+grid phase), blind (estimating them, chapter 02b) and fixed at the paper's setting; the shipped CAEs named below;
+and any `--model NAME=SOURCE` (a checkpoint or a shipped name). Every method sees the 8-bit (PNG or JPEG q75)
+obfuscated faces and is scored only on its own obfuscation. Writes results/wild_suite.json after every
+(setting, method), with the command, the machine and the date; run it again to add contenders or finish.
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from common import save_result  # noqa: E402
+
+from cae_course.classical import classical_model  # noqa: E402
+from cae_course.data import load_lfw  # noqa: E402
+from cae_course.train import load_model  # noqa: E402
+from cae_course.verdict import SUITE_FACES, input_method, model_method, suite_faces, suite_scores, told_control  # noqa: E402
+
+SHIPPED = ["cae-pixel-blur", "cae-mixed1-blur", "cae-pixel-pixelate"]  # the paper's best specialists by PSNR
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", action="append", default=[], help="NAME=SOURCE: a checkpoint or a shipped name")
+    parser.add_argument("--faces", type=int, default=SUITE_FACES)
+    args = parser.parse_args()
+    out = ROOT / "results" / "wild_suite.json"
+    done = json.loads(out.read_text())["results"] if out.exists() else {}
+    methods = [input_method(), told_control("blur"), told_control("pixelate"),
+               model_method("wiener (blind)", classical_model("wiener-blind"), "blur"),
+               model_method("wiener k9 σ4", classical_model("wiener"), "blur"),
+               model_method("lanczos (blind)", classical_model("lanczos-blind"), "pixelate"),
+               model_method("lanczos n8", classical_model("lanczos"), "pixelate")]
+    for name, source in [(n, n) for n in SHIPPED] + [spec.split("=", 1) for spec in args.model]:
+        model, cfg = load_model(Path(source).expanduser() if "/" in source else source)
+        methods.append(model_method(name, model, cfg.obfuscation))
+    what = ("mean PSNR (dB) / SSIM on [0, 1] of every contender on every wild-suite setting of its obfuscation, "
+            f"on {args.faces} test faces picked by torch.randperm (seed 7); inputs 8-bit PNG or JPEG q75")
+    save = lambda results: save_result("wild_suite", {"what": what, "faces": args.faces, "results": results},
+                                       ROOT / "results", show=False)
+    log = lambda results: (save(results), print(f"{sum(map(len, results.values()))} scores", flush=True))
+    save(suite_scores(methods, suite_faces(load_lfw(), args.faces), done=done, on_result=log))
+
+
+if __name__ == "__main__":
+    main()
