@@ -421,4 +421,5 @@ d = { 'settings': { 'branch': 'main',
                                  'cae_course.wild.rescale': ('wild.html#rescale', 'cae_course/wild.py'),
                                  'cae_course.wild.to_uint8': ('wild.html#to_uint8', 'cae_course/wild.py'),
                                  'cae_course.wild.wild_obfuscate': ('wild.html#wild_obfuscate', 'cae_course/wild.py'),
+                                 'cae_course.wild.wild_pair': ('wild.html#wild_pair', 'cae_course/wild.py'),
                                  'cae_course.wild.wild_suite': ('wild.html#wild_suite', 'cae_course/wild.py')}}}

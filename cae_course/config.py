@@ -27,6 +27,7 @@ class TrainConfig:
     kernel_size: int = 9  # Gaussian blur kernel side
     block: int = 8  # pixelation block side, in pixels
     eight_bit: bool = False  # round the obfuscated input to 8 bits, as a stored image file holds it (chapter 02a)
+    wild: bool = False  # train on obfuscation as found (`wild_pair`, chapter 02a); validation stays at the configured one
     epochs: int = 15  # passes over the training faces
     batch_size: int = 8  # faces per step
     lr: float = 5e-4  # Adam's learning rate (the peak of the one-cycle schedule)

@@ -363,11 +363,12 @@ def refiner(
 
 
 MODELS = {"cae": CAE, "vcae": VCAE, "rescae": ResCAE, "skipcae": SkipCAE,
-          "wiener-skipcae": refiner("wiener"), "lanczos-skipcae": refiner("lanczos")}
+          "wiener-skipcae": refiner("wiener"), "lanczos-skipcae": refiner("lanczos"),
+          "wiener-blind-skipcae": refiner("wiener-blind"), "lanczos-blind-skipcae": refiner("lanczos-blind")}
 
 
 def make_model(
-    name: str,  # a key of `MODELS`: "cae", "vcae", "rescae", "skipcae", "wiener-skipcae" or "lanczos-skipcae"
+    name: str,  # a key of `MODELS`: "cae", "vcae", "rescae", "skipcae" or a refiner, e.g. "wiener-skipcae" (05a)
     **kwargs,  # the model's constructor arguments, e.g. image_size=64, n_blocks=3
 ) -> CAE:
     "A new model from its registry name."

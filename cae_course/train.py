@@ -32,7 +32,7 @@ from .models import make_model, trained_model
 from .obfuscate import obfuscate
 from .shipped import model_config, model_names, named_model
 from .storage import save_atomic, write_json
-from .wild import quantize8
+from .wild import quantize8, wild_pair
 
 # %% auto #0
 __all__ = ['CPU_FLUSHES_DENORMALS', 'prepare_faces', 'make_batch', 'progress_file', 'NonFiniteLossError', 'StopTraining',
@@ -54,8 +54,11 @@ def prepare_faces(
 def make_batch(
     images: Tensor,  # uint8 faces [B, 3, S, S] on the training device
     cfg: TrainConfig,  # which obfuscation, with which parameters, and whether the input is rounded to 8 bits
+    training: bool = False,  # a training batch: a `cfg.wild` run draws each face's obfuscation (`wild_pair`)
 ) -> tuple[Tensor, Tensor]:
     "The model's input (obfuscated, 8-bit if `cfg.eight_bit`) and target (clean), both normalised to [-1, 1]."
+    if training and cfg.wild:
+        return wild_pair(normalize(images), cfg.obfuscation)
     clean = images.float() / 255
     x = normalize(obfuscate(clean, cfg.obfuscation, **cfg.obfuscation_params()))
     return (quantize8(x) if cfg.eight_bit else x), normalize(clean)
@@ -198,7 +201,7 @@ def train_epoch(
         threads()
         for group in opt.param_groups:
             group["lr"] = learning_rate(cfg, done_before + step - 1, total_steps)
-        x, y = (to_layout(t, device, cfg) for t in make_batch(images[idx.to(device)], cfg))
+        x, y = (to_layout(t, device, cfg) for t in make_batch(images[idx.to(device)], cfg, training=True))
         with autocast(device, cfg):
             pred = (model if step_model is None else step_model)(x)
             loss = loss_fn(pred.float(), y) + cfg.beta * model.extra_loss()

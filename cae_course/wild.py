@@ -19,8 +19,8 @@ from .data import center_crop, check_int, denormalize, normalize
 from .obfuscate import check_images, gaussian_blur, pixelate
 
 # %% auto #0
-__all__ = ['WILD_SUITE', 'WILD_SEED', 'to_uint8', 'quantize8', 'jpeg', 'blur_kernel_size', 'blur', 'check_phase', 'pixelate_grid',
-           'rescale', 'WildSetting', 'wild_suite', 'wild_obfuscate']
+__all__ = ['WILD_SUITE', 'WILD_SEED', 'WILD_TRAINING', 'to_uint8', 'quantize8', 'jpeg', 'blur_kernel_size', 'blur', 'check_phase',
+           'pixelate_grid', 'rescale', 'WildSetting', 'wild_suite', 'wild_obfuscate', 'wild_pair']
 
 # %% ../nbs/02a_wild.ipynb #9830f867
 def to_uint8(
@@ -166,3 +166,38 @@ def wild_obfuscate(
     else:
         raise ValueError(f"unknown kind {setting.kind!r} in {setting}")
     return (jpeg(out, setting.quality) if setting.quality else quantize8(out)), truth
+
+# %% ../nbs/02a_wild.ipynb #ffbead36
+WILD_TRAINING = {  # the training distribution of the wild models (chapter 11): wider than the suite it is tested on
+    "sigma": (1.0, 9.0),  # blur σ, drawn log-uniformly
+    "paper_kernel": 0.25,  # share of blurs with the paper's 9 taps instead of OpenCV's `blur_kernel_size(σ)`
+    "block": (4, 16),  # mosaic block side, drawn uniformly (both ends included); the grid phase is uniform too
+    "scale": (0.9, 1.1),  # zoom of the face before it is obfuscated, drawn uniformly
+    "jpeg": 0.5,  # share of faces JPEG-compressed after obfuscation
+    "quality": (60, 95),  # their JPEG quality, drawn uniformly
+}
+
+
+def wild_pair(
+    clean: torch.Tensor,  # clean faces [B, 3, H, W] in [-1, 1]
+    kind: str,  # "blur" or "pixelate"
+    generator: torch.Generator | None = None,  # the random draws (None: PyTorch's global generator)
+) -> tuple[torch.Tensor, torch.Tensor]:
+    "A training pair: each face zoomed and obfuscated by its own draw from `WILD_TRAINING`, 8-bit; and its zoomed clean face."
+    check_images(clean)
+    if kind not in ("blur", "pixelate"):
+        raise ValueError(f"kind must be 'blur' or 'pixelate', got {kind!r}")
+    w = WILD_TRAINING
+    u = lambda low, high: low + (high - low) * torch.rand((), generator=generator).item()
+    targets, inputs = [], []
+    for face in clean.split(1):
+        target = rescale(face, u(*w["scale"]))
+        if kind == "blur":
+            sigma = math.exp(u(math.log(w["sigma"][0]), math.log(w["sigma"][1])))
+            x = blur(target, sigma, 9 if u(0, 1) < w["paper_kernel"] else None)
+        else:
+            n = int(torch.randint(w["block"][0], w["block"][1] + 1, (), generator=generator))
+            x = pixelate_grid(target, n, tuple(torch.randint(0, n, (2,), generator=generator).tolist()))
+        inputs.append(jpeg(x, round(u(*w["quality"]))) if u(0, 1) < w["jpeg"] else quantize8(x))
+        targets.append(target)
+    return torch.cat(inputs), torch.cat(targets)
