@@ -1,0 +1,84 @@
+"""Chapter 05a's refiners and chapter 09c's `pack_run`: a refiner starts as its classical method, learns past it, and
+ships like the paper's models."""
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from cae_course.checkpoint import rng_state
+from cae_course.classical import classical_model, lanczos, wiener
+from cae_course.config import TrainConfig
+from cae_course.data import LFW, SCALES, split_faces
+from cae_course.models import make_model
+from cae_course.obfuscate import obfuscate
+from cae_course.reproduce import pack_run
+from cae_course.shipped import pretrained
+from cae_course.storage import save_atomic
+from cae_course.train import evaluate, fit, make_batch
+from cae_course.wild import quantize8
+
+
+def test_eight_bit_batches_are_rounded_and_the_paper_batches_are_not(lfw):
+    faces = split_faces(lfw, "valid", 4)
+    cfg = TrainConfig(eight_bit=True)
+    x, y = make_batch(faces, cfg)
+    assert torch.equal(quantize8(x), x)
+    float_x, float_y = make_batch(faces, dataclasses.replace(cfg, eight_bit=False))
+    assert torch.equal(y, float_y) and not torch.equal(float_x, quantize8(float_x))
+    assert (x - float_x).abs().max() <= 1 / 255 + 1e-6  # half a step of 2/255
+
+
+def test_wild_training_batches_vary_and_validation_stays_fixed(lfw):
+    faces = split_faces(lfw, "valid", 4)
+    cfg = TrainConfig(wild=True, eight_bit=True)
+    torch.manual_seed(0)
+    a, b = make_batch(faces, cfg, training=True)[0], make_batch(faces, cfg, training=True)[0]
+    assert not torch.equal(a, b)  # a new draw for every batch
+    assert torch.equal(make_batch(faces, cfg)[0], make_batch(faces, dataclasses.replace(cfg, wild=False))[0])
+
+
+@pytest.mark.parametrize("name,kind,method", [("wiener-skipcae", "blur", wiener), ("lanczos-skipcae", "pixelate", lanczos)])
+def test_a_fresh_refiner_is_its_classical_method(name, kind, method):
+    x = quantize8(obfuscate(torch.rand(3, 3, 64, 64) * 2 - 1, kind))
+    with torch.no_grad():
+        assert torch.equal(make_model(name, image_size=64).eval()(x), method(x))
+
+
+def test_a_refiner_learns_past_the_wiener_filter(lfw):
+    "128 steps at the quick scale already beat the classical control it starts from (a broken refiner would not)."
+    torch.manual_seed(0)
+    cfg = TrainConfig.for_scale(SCALES["quick"], arch="wiener-skipcae", eight_bit=True, epochs=1, n_train=1024,
+                                n_valid=64, lr=1e-3)
+    run = fit(cfg, lfw, device="cpu", progress=False)
+    valid = split_faces(lfw, "valid", 64, cfg.image_size)
+    learned, control = evaluate(run.model, valid, cfg), evaluate(classical_model("wiener"), valid, cfg)
+    assert learned["psnr"] > control["psnr"] + 0.08, (learned, control)
+    assert learned["input_psnr"] == control["input_psnr"]  # the same 8-bit inputs
+
+
+def fake_run(folder, cfg: TrainConfig, epoch: int):
+    "A checkpoint as `fit` writes it, of a fresh model (a refiner: exactly its classical method)."
+    model = make_model(cfg.arch, image_size=cfg.image_size)
+    history = [{"epoch": e, "seconds": 60.0, "device": "cpu", "precision": "fp32"} for e in range(1, epoch + 1)]
+    save_atomic({"model": model.state_dict(), "optimizer": {}, "epoch": epoch, "rng": rng_state(),
+                 "config": dataclasses.asdict(cfg), "history": history}, folder / "checkpoint.pt")
+
+
+def test_pack_run_ships_a_finished_run_with_its_scores(lfw, tmp_path):
+    faces = LFW(lfw.images[:300], lfw.names[:300], lfw.source)  # 84 test faces
+    cfg = TrainConfig(arch="wiener-skipcae", eight_bit=True, epochs=2)
+    fake_run(tmp_path, cfg, 1)
+    with pytest.raises(ValueError, match="not a finished full-scale run"):
+        pack_run(tmp_path, "wiener-test", "Wiener + SkipCAE", faces, tmp_path / "weights")
+    fake_run(tmp_path, cfg, 2)
+    meta = pack_run(tmp_path, "wiener-test", "Wiener + SkipCAE", faces, tmp_path / "weights", command="train it")
+    assert json.loads((tmp_path / "weights" / "wiener-test.json").read_text()) == meta
+    assert (meta["provenance"], meta["epochs"], meta["train_seconds"], meta["command"]) == ("full-scale", 2, 120.0, "train it")
+    test = split_faces(faces, "test")
+    control = evaluate(classical_model("wiener"), test, cfg)
+    assert meta["test"]["faces"] == len(test) == 84
+    assert meta["test"]["int8"]["psnr"] == pytest.approx(control["psnr"], abs=1e-3)  # a fresh refiner is the filter
+    assert meta["test"]["float"]["psnr"] == pytest.approx(control["psnr"], abs=1e-3)
+    model = pretrained("wiener-test", folder=tmp_path / "weights")
+    assert type(model).__name__ == "Refiner" and not model.training
