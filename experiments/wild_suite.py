@@ -1,6 +1,6 @@
 """Chapter 11's verdict: every contender on the wild test suite (chapter 02a) on 600 test faces, resumably.
 
-    python experiments/wild_suite.py                      # all contenders; resumes from results/wild_suite.json
+    python experiments/wild_suite.py --faces 300          # all contenders; resumes from results/wild_suite.json
     python experiments/wild_suite.py --model wiener-skipcae=~/.cache/cae_course/runs/wiener-skipcae-blur/checkpoint.pt
 
 Contenders: the obfuscated input; Wiener and Lanczos + back-projection told the truth (σ and kernel; block side and
@@ -32,7 +32,10 @@ def main() -> None:
     parser.add_argument("--faces", type=int, default=SUITE_FACES)
     args = parser.parse_args()
     out = ROOT / "results" / "wild_suite.json"
-    done = json.loads(out.read_text())["results"] if out.exists() else {}
+    earlier = json.loads(out.read_text()) if out.exists() else {"faces": args.faces, "results": {}}
+    if earlier["faces"] != args.faces:
+        sys.exit(f"{out} holds scores on {earlier['faces']} faces; move it away to score {args.faces}")
+    done = earlier["results"]
     methods = [input_method(), told_control("blur"), told_control("pixelate"),
                model_method("wiener (blind)", classical_model("wiener-blind"), "blur"),
                model_method("wiener k9 σ4", classical_model("wiener"), "blur"),
