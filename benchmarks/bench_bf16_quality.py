@@ -3,7 +3,7 @@ steps) of its full-scale run, trained in fp32 and in bf16 autocast with the same
 1,905 validation faces after each epoch. Target: bf16 within 0.2 dB of fp32, or better.
 
 Where the engine does not pick bf16 (an Intel CPU without AMX, where it is slower), this script tells the engine
-bf16 is fast (`cae_course.train.cpu_bf16_is_fast`): the bf16 side is then exactly what an AMX or Zen 4 machine runs,
+bf16 is fast (`cae_course.engine.cpu_bf16_is_fast`): the bf16 side is then exactly what an AMX or Zen 4 machine runs,
 bf16 autocast with channels-last, computed by this CPU's AVX512-BF16 kernels.
 
 The fp32 side is read from the paper-scale reproduction's own history when it has the epochs (`--fp32-from`): same
@@ -19,7 +19,8 @@ import json
 from pathlib import Path
 from unittest.mock import patch
 
-import cae_course.train as engine
+import cae_course.engine as engine
+import cae_course.train as train
 from bench_train import cpu_flags
 from cae_course.data import load_lfw
 from cae_course.paper import REPRO_SCALES, experiment
@@ -37,7 +38,7 @@ def train(precision: str, epochs: int, faces) -> list[dict]:
     cfg = dataclasses.replace(cfg, bf16=precision == "bf16")
     out = RUNS / precision
     with patch.object(engine, "cpu_bf16_is_fast", lambda: True):
-        run = engine.fit(cfg, faces, out_dir=out, resume=(out / "checkpoint.pt").exists(), device="cpu")
+        run = train.fit(cfg, faces, out_dir=out, resume=(out / "checkpoint.pt").exists(), device="cpu")
     assert {row["precision"] for row in run.history} == {precision}, run.history
     return run.history
 

@@ -17,7 +17,8 @@ CHILD = """
 import sys, time, torch
 when, path = sys.argv[1], sys.argv[2]
 from cae_course.config import TrainConfig
-from cae_course.train import build_model, make_batch, to_layout  # sets the flag at import...
+from cae_course.engine import to_layout  # sets the flag at import...
+from cae_course.train import build_model, make_batch
 torch.set_flush_denormal(when == "before threads start")  # ...so each case sets it its own way; no worker thread ran yet
 ck = torch.load(path, map_location="cpu", weights_only=True)
 cfg, cpu = TrainConfig(**ck["config"]), torch.device("cpu")

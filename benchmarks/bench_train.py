@@ -26,11 +26,13 @@ from unittest.mock import patch
 import torch
 from common import RESULTS, save_result
 
-import cae_course.train as engine
+import cae_course.engine as engine
+import cae_course.train as train
 from cae_course.data import center_crop, default_device, load_lfw
 from cae_course.losses import make_loss
 from cae_course.config import TrainConfig
-from cae_course.train import EpochProgress, engine_mode, make_batch, train_epoch
+from cae_course.engine import engine_mode
+from cae_course.train import EpochProgress, make_batch, train_epoch
 
 
 def cpu_flags() -> dict:
@@ -43,7 +45,7 @@ def cpu_flags() -> dict:
 def plain_step(cfg: TrainConfig, device: torch.device):
     "The textbook float32 NCHW step: returns step(images) for a fresh, seeded model."
     torch.manual_seed(0)
-    model = engine.make_model(cfg.arch, image_size=cfg.image_size).to(device)
+    model = train.make_model(cfg.arch, image_size=cfg.image_size).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     loss_fn = make_loss(cfg.loss, rho=cfg.rho if cfg.loss == "mixed" else None, weights=cfg.vgg16).to(device)
 
@@ -77,10 +79,10 @@ def time_engine(cfg: TrainConfig, faces: torch.Tensor, device: torch.device, ste
     """Seconds for one epoch of `steps` steps of the engine's `train_epoch`, after an epoch of `warmup` steps;
     `force_bf16` makes the engine take this CPU's bf16 as fast (`cfg.bf16` False forces float32 on any device)."""
     torch.manual_seed(0)
-    model = engine.build_model(cfg, device)
+    model = train.build_model(cfg, device)
     step_model = torch.compile(model) if cfg.compile else model
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    loss_fn = engine.build_loss(cfg, device)
+    loss_fn = train.build_loss(cfg, device)
     run = lambda images: train_epoch(model, opt, loss_fn, images, cfg, EpochProgress(1), show_progress=False,
                                      step_model=step_model)
     with patch.object(engine, "cpu_bf16_is_fast", lambda: True) if force_bf16 else contextlib.nullcontext():

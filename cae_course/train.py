@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import os
 import sys
@@ -26,6 +25,7 @@ from .config import TrainConfig
 from .cores import FreeCores, use_free_cores
 from .data import LFW, default_device, denormalize, load_lfw, normalize, split_faces
 from .display import image_grid
+from .engine import autocast, engine_mode, to_layout
 from .losses import make_loss
 from .metrics import psnr, ssim
 from .models import make_model, trained_model
@@ -35,8 +35,7 @@ from .storage import save_atomic, write_json
 from .wild import quantize8, wild_pair
 
 # %% auto #0
-__all__ = ['CPU_FLUSHES_DENORMALS', 'prepare_faces', 'make_batch', 'progress_file', 'NonFiniteLossError', 'StopTraining',
-           'cpu_vendor', 'cpu_bf16_is_fast', 'engine_mode', 'autocast', 'to_layout', 'learning_rate', 'epoch_batches',
+__all__ = ['prepare_faces', 'make_batch', 'progress_file', 'NonFiniteLossError', 'StopTraining', 'learning_rate', 'epoch_batches',
            'EpochProgress', 'train_epoch', 'reconstruct', 'evaluate', 'build_model', 'build_loss', 'load_model',
            'distributed_context', 'average_buffers', 'Run', 'save_samples', 'fit']
 
@@ -75,57 +74,6 @@ class NonFiniteLossError(RuntimeError):
 
 class StopTraining(Exception):
     "Raised inside the loop when `should_stop()` turns true; `fit` then saves where it stopped."
-
-
-@functools.cache  # read once: `engine_mode` asks on every training step
-def cpu_vendor() -> str:
-    "This CPU's vendor as Linux reports it ('GenuineIntel', 'AuthenticAMD', ...); '' where /proc/cpuinfo is missing."
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return ""
-    return next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("vendor_id")), "")
-
-
-def cpu_bf16_is_fast() -> bool:
-    "True on CPUs whose bfloat16 convolutions were measured faster than float32: Intel with AMX, AMD with AVX512-BF16."
-    supported = lambda name: bool(getattr(torch.cpu, f"_is_{name}_supported", lambda: False)())
-    return supported("amx_tile") or (supported("avx512_bf16") and cpu_vendor() == "AuthenticAMD")
-
-
-def engine_mode(
-    device: torch.device,  # the training device
-    cfg: TrainConfig,  # `bf16` and `channels_last` say what is wanted
-) -> dict:
-    "What actually runs on `device`: {'device', 'precision' ('bf16' or 'fp32'), 'channels_last'}."
-    fast_bf16 = device.type == "cuda" or (device.type == "cpu" and cpu_bf16_is_fast())
-    return {"device": device.type, "precision": "bf16" if cfg.bf16 and fast_bf16 else "fp32",
-            "channels_last": cfg.channels_last and device.type in ("cuda", "cpu")}
-
-
-# Denormal floats (below ~1.2e-38) run in slow microcode on x86 CPUs; late in a long run they make each step ~3x
-# slower. Flushed to zero here, process-wide, at import: PyTorch's CPU worker threads start later and inherit the
-# setting (set afterwards, it would reach only the calling thread). True where the CPU supports it.
-CPU_FLUSHES_DENORMALS = torch.set_flush_denormal(True)
-
-
-def autocast(
-    device: torch.device,  # the training device
-    cfg: TrainConfig,  # `bf16` switches autocast on where it is fast (see `engine_mode`)
-):
-    "bfloat16 autocast where `engine_mode` chooses it; a no-op context otherwise."
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=engine_mode(device, cfg)["precision"] == "bf16")
-
-
-def to_layout(
-    x: Tensor,  # a batch of images, or a model
-    device: torch.device,  # where it lives
-    cfg: TrainConfig,  # `channels_last`
-):
-    "`x` in the memory layout `engine_mode` chooses (channels-last or as it is)."
-    if not engine_mode(device, cfg)["channels_last"]:
-        return x
-    return x.to(memory_format=torch.channels_last) if isinstance(x, nn.Module) else x.contiguous(memory_format=torch.channels_last)
 
 
 def learning_rate(

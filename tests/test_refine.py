@@ -82,3 +82,26 @@ def test_pack_run_ships_a_finished_run_with_its_scores(lfw, tmp_path):
     assert meta["test"]["float"]["psnr"] == pytest.approx(control["psnr"], abs=1e-3)
     model = pretrained("wiener-test", folder=tmp_path / "weights")
     assert type(model).__name__ == "Refiner" and not model.training
+
+
+def shipped_refiners() -> list[str]:
+    from cae_course.models import MODELS
+    from cae_course.shipped import pretrained_info, pretrained_names
+
+    return [n for n in pretrained_names() if pretrained_info(n)["config"]["arch"] not in ("cae", "vcae", "rescae", "skipcae")
+            and pretrained_info(n)["config"]["arch"] in MODELS]
+
+
+@pytest.mark.parametrize("name", shipped_refiners())
+def test_shipped_refiners_beat_their_classical_front(lfw, name):
+    "On the gate's 32 test faces, in 8-bit weights: clearly better than the classical method the refiner starts from."
+    from cae_course.shipped import pretrained_info
+
+    info = pretrained_info(name)
+    cfg = TrainConfig(**info["config"])
+    model = pretrained(name)
+    faces = split_faces(lfw, "test", 32)
+    assert cfg.eight_bit and info["provenance"] == "full-scale"
+    learned, control = evaluate(model, faces, cfg), evaluate(classical_model(model.front), faces, cfg)
+    assert learned["psnr"] > control["psnr"] + 0.3, (learned, control)
+    assert learned["ssim"] > control["ssim"], (learned, control)

@@ -8,10 +8,11 @@ import pytest
 import torch
 from torch import nn
 
+import cae_course.engine as engine
 import cae_course.train as lib
 from cae_course.config import TrainConfig
-from cae_course.train import (NonFiniteLossError, engine_mode, epoch_batches, fit, learning_rate, load_checkpoint,
-                              load_model, make_batch)
+from cae_course.engine import engine_mode
+from cae_course.train import NonFiniteLossError, epoch_batches, fit, learning_rate, load_checkpoint, load_model, make_batch
 
 TINY = TrainConfig(n_train=24, n_valid=8, image_size=32, epochs=2, batch_size=8)
 
@@ -144,7 +145,7 @@ def test_mid_epoch_checkpoints_need_no_existing_folder(lfw, tmp_path):
 
 def test_cpu_bf16_path_learns_and_repeats_bit_for_bit(lfw):
     cfg = dataclasses.replace(TINY, n_train=64, epochs=3)
-    with patch.object(lib, "cpu_bf16_is_fast", lambda: True):  # the path an AMX or Zen 4 CPU takes, wherever this runs
+    with patch.object(engine, "cpu_bf16_is_fast", lambda: True):  # the path an AMX or Zen 4 CPU takes, wherever this runs
         a, b = (fit(cfg, lfw, device="cpu", progress=False) for _ in range(2))
     assert {r["precision"] for r in a.history} == {"bf16"}
     losses = [r["train_loss"] for r in a.history]
@@ -166,10 +167,10 @@ def test_engine_mode_is_recorded_and_bf16_only_where_it_is_fast(lfw):
     run = fit(dataclasses.replace(TINY, epochs=1), lfw, device="cpu", progress=False)
     mode = engine_mode(torch.device("cpu"), TINY)
     assert {k: run.history[0][k] for k in mode} == mode
-    with patch.object(lib, "cpu_bf16_is_fast", lambda: True):
+    with patch.object(engine, "cpu_bf16_is_fast", lambda: True):
         assert engine_mode(torch.device("cpu"), TINY)["precision"] == "bf16"
         assert engine_mode(torch.device("cpu"), dataclasses.replace(TINY, bf16=False))["precision"] == "fp32"
-    with patch.object(lib, "cpu_bf16_is_fast", lambda: False):
+    with patch.object(engine, "cpu_bf16_is_fast", lambda: False):
         assert engine_mode(torch.device("cpu"), TINY) == {"device": "cpu", "precision": "fp32", "channels_last": True}
 
 
@@ -183,20 +184,20 @@ def test_engine_mode_is_recorded_and_bf16_only_where_it_is_fast(lfw):
 def test_bf16_is_chosen_on_the_cpus_where_it_was_measured_faster(vendor, amx, avx512_bf16, fast):
     with patch.object(torch.cpu, "_is_amx_tile_supported", lambda: amx), \
          patch.object(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16), \
-         patch.object(lib, "cpu_vendor", lambda: vendor):
-        assert lib.cpu_bf16_is_fast() is fast
+         patch.object(engine, "cpu_vendor", lambda: vendor):
+        assert engine.cpu_bf16_is_fast() is fast
 
 
 def test_cpu_vendor_reads_linux_cpuinfo():
     with open("/proc/cpuinfo") as f:
         expected = next(line.split(":")[1].strip() for line in f if line.startswith("vendor_id"))
-    assert lib.cpu_vendor() == expected
+    assert engine.cpu_vendor() == expected
 
 
 def test_a_run_begun_in_float32_is_resumed_in_float32(lfw, tmp_path):
-    with patch.object(lib, "cpu_bf16_is_fast", lambda: False):  # the first epoch on a CPU where float32 is faster
+    with patch.object(engine, "cpu_bf16_is_fast", lambda: False):  # the first epoch on a CPU where float32 is faster
         fit(dataclasses.replace(TINY, epochs=1), lfw, out_dir=tmp_path, device="cpu", progress=False)
-    with patch.object(lib, "cpu_bf16_is_fast", lambda: True):  # resumed where bf16 would be chosen for a new run
+    with patch.object(engine, "cpu_bf16_is_fast", lambda: True):  # resumed where bf16 would be chosen for a new run
         resumed = fit(TINY, lfw, out_dir=tmp_path, resume=True, device="cpu", progress=False)
         fresh = fit(TINY, lfw, device="cpu", progress=False)
     assert [r["precision"] for r in resumed.history] == ["fp32", "fp32"]
@@ -224,9 +225,7 @@ def test_make_batch_obfuscates_the_input_only():
 
 def test_the_engine_flushes_denormals_on_a_cpu():
     "Denormal floats (below ~1.2e-38) make late CPU steps ~3x slower; importing the engine flushes them to zero."
-    import cae_course.train
-
-    assert cae_course.train.CPU_FLUSHES_DENORMALS
+    assert engine.CPU_FLUSHES_DENORMALS
     tiny = torch.tensor([1e-40])  # stored as 0 when flushed, else a denormal float32
     assert (tiny * 1.0).item() == 0 and (torch.full((1000,), 1e-20).square() == 0).all()
 
