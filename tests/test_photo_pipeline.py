@@ -200,3 +200,20 @@ def test_one_bad_file_is_reported_as_it_happens_and_the_rest_processed(tmp_path,
     assert [l.split()[0] for l in err.splitlines()] == ["[2/4]", "[3/4]"]
     assert "b.png is not a readable image" in err and "tiny.png is too small to hold a face (8×8 pixels)" in err
     assert [r["faces"][0]["block"] for r in report(tmp_path / "out") if "faces" in r] == [11, 7]
+
+
+def test_demo_leaves_out_an_unreadable_photo_and_titles_columns_with_model_names(tmp_path, astro, capsys):
+    "One bad photo among several: one line, and the figure from the rest; each column is the model's name."
+    from cae_course.demo import astronaut_face
+    from cae_course.figures import demo_panels, shipped_models
+
+    Image.fromarray(astro).save(tmp_path / "astronaut.png")
+    (tmp_path / "notes.jpg").write_text("not an image")
+    figure = tmp_path / "figure.png"
+    assert main(["demo", str(tmp_path / "astronaut.png"), str(tmp_path / "notes.jpg"), "--models", "cae-pixel-blur",
+                 "--out", str(figure)]) == 0
+    out, err = capsys.readouterr()
+    assert figure.exists() and "notes.jpg is not a readable image" in err and "left out of the figure" in err
+    assert all("astronaut.png" in line for line in out.splitlines()[:-1])  # the scores: the readable photo only
+    panels = demo_panels(astronaut_face(112), shipped_models(["cae-pixel-blur"]))
+    assert [p["title"] for p in panels][-1] == "cae-pixel-blur"
