@@ -19,8 +19,8 @@ from fastcore.docments import docments
 from .config import TrainConfig
 
 # %% auto #0
-__all__ = ['MIN_SIDE', 'field_help', 'add_config_options', 'stop_on_signals', 'train_command', 'evaluate_command', 'free_path',
-           'output_paths', 'runs_in_numpy', 'image_restorer', 'deobfuscate_photo', 'deobfuscate_files',
+__all__ = ['MIN_SIDE', 'PNG_LEVEL', 'field_help', 'add_config_options', 'stop_on_signals', 'train_command', 'evaluate_command',
+           'free_path', 'output_paths', 'runs_in_numpy', 'image_restorer', 'deobfuscate_photo', 'deobfuscate_files',
            'deobfuscate_command', 'face_box', 'reproduce_command', 'demo_command', 'make_parser', 'main']
 
 # %% ../nbs/07b_cli.ipynb #d0dc744f
@@ -171,8 +171,9 @@ def image_restorer(
 
     return restore, cfg.image_size
 
-# %% ../nbs/07b_cli.ipynb #03b72387
+# %% ../nbs/07b_cli.ipynb #95ba3d7d
 MIN_SIDE = 16  # pictures narrower or lower than this many pixels hold no face to restore
+PNG_LEVEL = 1  # zlib level of the PNGs written: a 12-megapixel photo in a third of the time of Pillow's 6, for 25% more bytes
 
 
 def deobfuscate_photo(
@@ -215,7 +216,7 @@ def deobfuscate_photo(
             crops.append(crop)
             report[-1]["crop"] = str(crop)
     with open(target, "xb") as f:  # "x": never over a file, even one made since the name was chosen
-        picture.image().save(f, format="PNG")
+        picture.image().save(f, format="PNG", compress_level=PNG_LEVEL)
     return report
 
 
