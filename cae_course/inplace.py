@@ -75,7 +75,7 @@ def mosaic_span(
 ) -> tuple[int, int]:
     "[start, stop) of the mosaic along one axis: its lines, and beyond them the columns about as flat as its inner ones (a partial block)."
     on = np.arange(len(flat)) % n == (first - 1) % n  # the steps: a column unlike the next
-    level = EDGE_FLAT * np.median(flat[first:last][~on[first:last]])
+    level = EDGE_FLAT * np.median(flat[first:last][~on[first:last]])  # strict: a partial block may be left, the photo never taken
     start, c = first, first - 2  # left of the first line: columns equal to their right neighbour
     while c >= max(0, first - n) and flat[c] >= level:
         start, c = c, c - 1
