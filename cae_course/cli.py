@@ -351,13 +351,15 @@ def make_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", help="write the metrics to this JSON file")
     ev.set_defaults(run=evaluate_command)
 
-    de = sub.add_parser("deobfuscate", help="restore the obfuscated faces of photos, in place", description=(
+    de = sub.add_parser("deobfuscate", help="restore the obfuscated faces of photos, in place", usage=(
+        "cae-course deobfuscate [-h] [MODEL] IMAGE [IMAGE ...] --out OUT [--box X,Y,W,H] [--crops] [--no-detect] [--obfuscate]"),
+        description=(
         "Find the blurred and pixelated faces of each photo, restore them in place and write the whole photo to --out "
         "(<name>.png; never over an existing file), with a report deobfuscate.json. Exit status 1 when a photo failed "
         "or had no obfuscated face (one line each), 2 when the command cannot run."))
-    de.add_argument("images", nargs="+", metavar="[MODEL] IMAGES",
-                    help="optionally a model first (" + model_help + "; default: chosen per face by the obfuscation "
-                    "found), then image files (any size and format Pillow reads)")
+    de.add_argument("images", nargs="+", metavar="[MODEL] IMAGE",
+                    help="image files (any size and format Pillow reads); the first may instead be MODEL: " + model_help
+                    + ", or a classical control (default: chosen per face by the obfuscation found)")
     de.add_argument("--out", required=True, help="folder for the restored photos and the report (<name>.png; never over an existing file)")
     de.add_argument("--box", type=face_box, action="append", default=[], metavar="X,Y,W,H",
                     help="a face's box in pixels, when it is not found (repeatable; used in every photo)")
