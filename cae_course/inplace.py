@@ -16,7 +16,7 @@ from .photo import DETECT_SIDE, LFW_FACE_BOX, Picture, face_boxes, lfw_crop_box
 
 # %% auto #0
 __all__ = ['DEFAULT_MODELS', 'FLAT_LEVEL', 'BLOCK_RANGE', 'TILE', 'FLAT_SHARE', 'MIN_BLOCKS', 'MIN_STEPS', 'OFF_GRID',
-           'EDGE_FLAT', 'DETAIL_SIDE', 'BLUR_DETAIL', 'DETAIL_WINDOW', 'UNSHARP', 'CROP_LIKE', 'CROP_LIKE_FILL',
+           'EDGE_SAME', 'DETAIL_SIDE', 'BLUR_DETAIL', 'DETAIL_WINDOW', 'UNSHARP', 'CROP_LIKE', 'CROP_LIKE_FILL',
            'column_steps', 'grid_fit', 'mosaic_span', 'tile_sums', 'Face', 'find_mosaics', 'detail', 'fit_square',
            'resize', 'blurred_face', 'unsharp', 'face_candidates', 'find_blurred', 'find_obfuscated', 'given_face',
            'mosaic_frame', 'face_frame', 'feathered_mask', 'restore_face', 'photo_faces', 'face_report']
@@ -35,7 +35,7 @@ FLAT_SHARE = 0.25  # a tile is a candidate when at least this share of it is fla
 MIN_BLOCKS = 4  # a mosaic spans at least this many blocks each way
 MIN_STEPS = 4  # a mosaic's typical grid line holds at least this many isolated steps
 OFF_GRID = 0.3  # no column (row) between the grid's lines may hold more steps than this share of a typical line
-EDGE_FLAT = 0.8  # beyond its last lines a mosaic goes on while its columns are this flat, relative to its inner ones
+EDGE_SAME = 0.75  # rows of one block repeat each other: this share of their pixels within `FLAT_LEVEL` (JPEG's ringing spoils the rest)
 
 
 def column_steps(
@@ -68,20 +68,23 @@ def grid_fit(
 
 
 def mosaic_span(
-    flat: np.ndarray,  # per column (row) of a region: the share of its pixels equal to the next column's (row's)
+    values: np.ndarray,  # the grey region [L, M]: L positions along the axis, M across the mosaic's extent on the other axis
+    steps: np.ndarray,  # per position: the isolated steps it holds on the other axis's grid lines [L]
     n: int,  # the block side
     first: int,  # the first grid line holding steps
     last: int,  # the last one
 ) -> tuple[int, int]:
-    "[start, stop) of the mosaic along one axis: its lines, and beyond them the columns about as flat as its inner ones (a partial block)."
-    on = np.arange(len(flat)) % n == (first - 1) % n  # the steps: a column unlike the next
-    level = EDGE_FLAT * np.median(flat[first:last][~on[first:last]])  # strict: a partial block may be left, the photo never taken
-    start, c = first, first - 2  # left of the first line: columns equal to their right neighbour
-    while c >= max(0, first - n) and flat[c] >= level:
-        start, c = c, c - 1
-    stop, c = last, last  # from the last line on
-    while c <= min(len(flat), last + n) - 2 and flat[c] >= level:
-        stop, c = c + 2, c + 1
+    "[start, stop) of the mosaic along one axis: from its first to its last line, and beyond each the rows of a block (whole, or the part a selection kept): a row with a step on the other axis's grid, and the rows that repeat it."
+    same = lambda a, b: np.mean(np.abs(values[a] - values[b]) < FLAT_LEVEL) >= EDGE_SAME
+    start, stop = first, last
+    if first >= 1 and steps[first - 1] > 0:  # the last row of the block before the first line crosses a block border
+        start = first - 1
+        while start - 1 >= max(0, first - n) and same(start - 1, first - 1):
+            start -= 1
+    if steps[last] > 0:  # the first row of the block from the last line on
+        stop = last + 1
+        while stop < min(len(steps), last + n) and same(stop, last):
+            stop += 1
     return start, stop
 
 
@@ -119,9 +122,11 @@ def find_mosaics(
         fit_x, fit_y = grid_fit(sx[ys, xs].sum(0)), grid_fit(sy[ys, xs].sum(1))
         if fit_x is None or fit_y is None or fit_x[0] != fit_y[0]:
             continue
-        n, rows, cols = fit_x[0], slice(ys.start + fit_y[2], ys.start + fit_y[3]), slice(xs.start + fit_x[2], xs.start + fit_x[3])
-        left, right = (xs.start + e for e in mosaic_span(fx[rows, xs].mean(0), n, fit_x[2], fit_x[3]))  # flatness between the lines only
-        top, bottom = (ys.start + e for e in mosaic_span(fy[ys, cols].mean(1), n, fit_y[2], fit_y[3]))
+        n = fit_x[0]
+        on_rows, on_cols = (np.arange(fit[2], fit[3] + 1, n) for fit in (fit_y, fit_x))  # the grid's lines, as positions
+        region, inner_rows, inner_cols = g[ys, xs], slice(fit_y[2], fit_y[3]), slice(fit_x[2], fit_x[3])
+        left, right = (xs.start + e for e in mosaic_span(region[inner_rows].T, sy[ys, xs][on_rows].sum(0), n, fit_x[2], fit_x[3]))
+        top, bottom = (ys.start + e for e in mosaic_span(region[:, inner_cols], sx[ys, xs][:, on_cols].sum(1), n, fit_y[2], fit_y[3]))
         found.append(Face("pixelate", (int(left), int(top), int(right - left), int(bottom - top)), n,
                           ((ys.start + fit_y[1]) % n, (xs.start + fit_x[1]) % n)))
     return found
