@@ -217,3 +217,13 @@ def test_demo_leaves_out_an_unreadable_photo_and_titles_columns_with_model_names
     assert all("astronaut.png" in line for line in out.splitlines()[:-1])  # the scores: the readable photo only
     panels = demo_panels(astronaut_face(112), shipped_models(["cae-pixel-blur"]))
     assert [p["title"] for p in panels][-1] == "cae-pixel-blur"
+
+
+def test_a_huge_photo_is_one_line(tmp_path, astro, monkeypatch, capsys):
+    "Past `MAX_PIXELS` (lowered here) a photo is refused in one line instead of filling the memory."
+    from cae_course import cli
+
+    monkeypatch.setattr(cli, "MAX_PIXELS", 512 * 511)
+    Image.fromarray(mosaic(astro)).save(tmp_path / "huge.png")
+    assert main(["deobfuscate", str(tmp_path / "huge.png"), "--out", str(tmp_path / "out")]) == 1
+    assert capsys.readouterr().err.strip().endswith("huge.png is too large (512×512 pixels; at most 0.261632 megapixels)")
