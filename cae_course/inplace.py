@@ -104,6 +104,7 @@ class Face:
     block: int | None = None  # a mosaic's block side, in the photo's pixels
     phase: tuple[int, int] | None = None  # (dy, dx): a mosaic's blocks start at rows ≡ dy and columns ≡ dx (mod block)
     face: tuple[float, float, float] | None = None  # the detector's face (centre column, centre row, side), for blur
+    given: bool = False  # the user gave the box: all of it is restored, blurred-looking or not
     report: dict = field(default_factory=dict)  # what the restoration adds: σ, the model, seconds
 
 
@@ -133,7 +134,7 @@ def find_mosaics(
 
 # %% ../nbs/09h_inplace.ipynb #27e4bbc9
 DETAIL_SIDE = 112  # blur is measured on a face framed like LFW's 112-pixel crops (LFW's scale)
-BLUR_DETAIL = 1.5  # mean |frame − its σ = 1 Gaussian| (8-bit levels) under which a face counts as blurred: sharp faces ≈ 4, σ ≥ 2 under 1.2
+BLUR_DETAIL = 0.9  # mean |frame − its σ = 1 Gaussian| (8-bit levels) under which a face counts as blurred: sharp ≈ 4, σ 2 ≈ 1.1, σ 3 ≈ 0.7
 DETAIL_WINDOW = 15  # pixels (at `DETAIL_SIDE`) over which the local detail is averaged to map the blurred region
 UNSHARP = (2.0, 4.0)  # (σ in pixels, gain) of the unsharp mask under which dlib finds faces blurred by σ 3–6 (at LFW's scale)
 CROP_LIKE = 2.5  # a picture at most this many model sides wide and nearly square may be a face crop itself
@@ -243,7 +244,7 @@ def given_face(
     for m in find_mosaics(rgb[y0:y + h + margin, x0:x + w + margin]):
         (mx, my, mw, mh), (dy, dx) = m.box, m.phase
         return Face("pixelate", (mx + x0, my + y0, mw, mh), m.block, ((dy + y0) % m.block, (dx + x0) % m.block))
-    return Face("blur", (x, y, w, h), face=(x + w / 2, y + h / 2, max(w, h)))
+    return Face("blur", (x, y, w, h), face=(x + w / 2, y + h / 2, max(w, h)), given=True)
 
 # %% ../nbs/09h_inplace.ipynb #c334b06a
 def mosaic_frame(
@@ -284,12 +285,12 @@ def feathered_mask(
     frame: tuple[int, int, int],  # (left, top, side) of its square in the photo
     x: np.ndarray,  # what the model saw, uint8 [side, side, 3]
 ) -> np.ndarray:
-    "Weights in [0, 1] over the frame [s, s]: 0 outside the obfuscated region (its box; for blur only its blurred part), rising to 1 inside it over a feather."
+    "Weights in [0, 1] over the frame [s, s]: 0 outside the obfuscated region (its box; for a blur found, only its blurred part), rising to 1 inside it over a feather."
     left, top, s = frame
     bx, by, bw, bh = face.box
     inside = np.zeros((s, s), bool)
     inside[max(0, by - top):max(0, by + bh - top), max(0, bx - left):max(0, bx + bw - left)] = True
-    if face.obfuscation == "blur":
+    if face.obfuscation == "blur" and not face.given:
         blurred = ndi.binary_fill_holes(detail(x) < BLUR_DETAIL)
         inside &= resize(blurred.astype(np.float32)[..., None], s, Image.NEAREST)[..., 0] > 0.5
     feather = max(2.0, face.block / 2 if face.block else s / 16)
