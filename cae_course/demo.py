@@ -20,7 +20,8 @@ from .shipped import pretrained_names, weights_dir
 from .photo import Box, crop_box, cut_square, read_photo
 
 # %% auto #0
-__all__ = ['ASTRONAUT_FACE_CENTER', 'image_tensor', 'astronaut_face', 'boxed_thumbnail', 'photo_face', 'demo']
+__all__ = ['ASTRONAUT_FACE_CENTER', 'image_tensor', 'astronaut_face', 'boxed_thumbnail', 'photo_face', 'astronaut_thumbnail',
+           'demo']
 
 # %% ../nbs/09e_demo.ipynb #cb57d2c3
 ASTRONAUT_FACE_CENTER = (115, 224)  # (row, column) in `skimage.data.astronaut()` that an LFW crop is centred on
@@ -67,6 +68,17 @@ def photo_face(
     box = crop_box(photo, size, detect, Path(path).name)
     return Path(path).name, torch.from_numpy(cut_square(photo, box, size)), boxed_thumbnail(photo, box)
 
+
+def astronaut_thumbnail(
+    size: int,  # side of the crop `astronaut_face` cuts
+) -> Tensor:
+    "The astronaut's photo, small, with the square `astronaut_face(size)` cuts drawn in red (as `boxed_thumbnail`)."
+    from skimage.data import astronaut
+
+    row, col = ASTRONAUT_FACE_CENTER
+    top, left = row - size // 2, col - size // 2
+    return boxed_thumbnail(Image.fromarray(astronaut()), (left, top, left + size, top + size))
+
 # %% ../nbs/09e_demo.ipynb #d1aa020e
 def demo(
     images: list[str | Path] | None = None,  # clean photos of faces; None: the astronaut
@@ -85,7 +97,17 @@ def demo(
     if left_out and names:
         raise ValueError(f"the chosen models expect different image sizes ({', '.join(left_out)} are not "
                          f"{size}×{size}); pick models of one size")
-    faces = [photo_face(p, size, detect) for p in images] if images else [("astronaut", astronaut_face(size), None)]
+    faces, unreadable = [], []
+    for path in images or []:
+        try:
+            faces.append(photo_face(path, size, detect))
+        except ValueError as e:  # one bad photo among several: said, and the figure made from the rest
+            unreadable.append(str(e))
+    if images and not faces:
+        raise ValueError("; ".join(unreadable))
+    for line in unreadable:
+        print(f"{line}; left out of the figure", file=sys.stderr)
+    faces = faces or [("astronaut", astronaut_face(size), astronaut_thumbnail(size))]
     if left_out:  # said once the photos have been read: a bad photo's error stays the only line
         print(f"showing the models at {size}×{size}; left out (another image size): {', '.join(left_out)}", file=sys.stderr)
     rows, table = [], Table()

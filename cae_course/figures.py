@@ -107,7 +107,7 @@ def demo_panels(
             clean, obf, rec = reconstruct(model, face[None], cfg)
             test = info["test"]["int8"]
             shown = [(OBFUSCATED_TITLE[kind], f"{kind} input", obf, "input_")] if i == 0 else []
-            for title, label, img, key in shown + [(info["label"], name, rec, "")]:
+            for title, label, img, key in shown + [(name, name, rec, "")]:  # a column is titled with the model's name
                 panels.append({"title": title, "name": label, "image": img[0], "psnr": psnr(img, clean).item(),
                                "ssim": ssim(img, clean).item(), "dataset": (test[key + "psnr"], test[key + "ssim"])})
     return panels

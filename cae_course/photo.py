@@ -6,27 +6,78 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 # %% auto #0
-__all__ = ['DETECT_SIDE', 'PYRAMID_OFFSETS', 'LFW_FRAME', 'LFW_FACE_BOX', 'Box', 'read_photo', 'face_detector', 'largest_face',
-           'find_face', 'lfw_crop_box', 'centre_square', 'crop_box', 'cut_square', 'load_image']
+__all__ = ['SIXTEEN_BIT', 'DETECT_SIDE', 'PYRAMID_OFFSETS', 'LFW_FRAME', 'LFW_FACE_BOX', 'Box', 'Picture', 'picture_from',
+           'read_picture', 'read_photo', 'face_detector', 'face_boxes', 'largest_face', 'find_face', 'lfw_crop_box',
+           'centre_square', 'crop_box', 'cut_square', 'load_image']
 
-# %% ../nbs/09f_photo.ipynb #79734546
-def read_photo(
+# %% ../nbs/09f_photo.ipynb #48816fd0
+SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I")  # Pillow's modes of 16-bit greyscale files (PNG, TIFF)
+
+
+@dataclass
+class Picture:
+    "A photo as its file holds it, upright: integer pixels [H, W, C] (C = 1 grey, 2 grey + alpha, 3 RGB, 4 RGBA) and the value of white."
+    pixels: np.ndarray  # uint8 or uint16 [H, W, C]
+    peak: int  # 255, or 65535 for 16-bit greyscale
+
+    @property
+    def colours(self) -> int:
+        "How many colour channels (1 or 3); an alpha channel follows them."
+        return 1 if self.pixels.shape[-1] < 3 else 3
+
+    def rgb(self) -> np.ndarray:
+        "The photo as 8-bit RGB (grey repeated, alpha dropped): what detection and the models see, uint8 [H, W, 3]."
+        colour = self.pixels[..., :self.colours]
+        if self.peak != 255:
+            colour = np.round(colour * (255 / self.peak)).astype(np.uint8)
+        return np.ascontiguousarray(np.broadcast_to(colour, (*colour.shape[:2], 3)))
+
+    def image(self) -> Image.Image:
+        "The picture as a Pillow image of its own mode (16-bit grey stays 16-bit)."
+        if self.peak == 65535:
+            return Image.fromarray(self.pixels[..., 0])  # I;16
+        return Image.fromarray(self.pixels if self.pixels.shape[-1] > 1 else self.pixels[..., 0])  # LA, RGB, RGBA or L
+
+
+def picture_from(
+    img: Image.Image,  # an image as Pillow opened it
+) -> Picture:
+    "A `Picture` of `img` turned upright by its EXIF orientation, keeping grey as grey, 16 bits as 16 bits and alpha."
+    img = ImageOps.exif_transpose(img)
+    if img.mode in SIXTEEN_BIT:
+        return Picture(np.clip(np.array(img, dtype=np.int64), 0, 65535).astype(np.uint16)[..., None], 65535)
+    alpha = "A" in img.getbands() or "transparency" in img.info
+    grey = img.mode in ("1", "L", "LA", "La", "F")
+    img = img.convert(("LA" if alpha else "L") if grey else ("RGBA" if alpha else "RGB"))
+    pixels = np.array(img)  # a writable copy: restored faces are pasted into it
+    return Picture(pixels if pixels.ndim == 3 else pixels[..., None], 255)
+
+
+def read_picture(
     path: str | Path,  # any image file Pillow can read
-) -> Image.Image:
-    "The picture in `path` as an RGB Pillow image; a one-line `ValueError` if it is not a readable image."
+) -> Picture:
+    "The picture in `path` (see `picture_from`); a one-line `ValueError` if it is not a readable image."
     path = Path(path)
     try:
         with Image.open(path) as img:
-            return img.convert("RGB")
+            return picture_from(img)
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:  # not an image, missing, truncated, huge...
         raise ValueError(f"{path} is not a readable image ({type(e).__name__})") from None
+
+
+def read_photo(
+    path: str | Path,  # any image file Pillow can read
+) -> Image.Image:
+    "The picture in `path` upright, as an 8-bit RGB Pillow image (`read_picture`, then `Picture.rgb`)."
+    return Image.fromarray(read_picture(path).rgb())
 
 # %% ../nbs/09f_photo.ipynb #18e8496b
 DETECT_SIDE = 640  # photos are searched for faces at most this many pixels wide and high
@@ -41,17 +92,23 @@ def face_detector():
     return dlib.get_frontal_face_detector()
 
 
+def face_boxes(
+    photo: Image.Image,  # an RGB photo
+    scale: float | None = None,  # shrink it by this factor before detecting; None: to at most `DETECT_SIDE` pixels
+) -> list[tuple[float, float, float]]:
+    "Every face box dlib finds in `photo` shrunk by `scale`: (centre column, centre row, side) in `photo`'s pixels."
+    scale = scale or min(1.0, DETECT_SIDE / max(photo.size))
+    small = photo.resize((max(1, round(photo.width * scale)), max(1, round(photo.height * scale))), Image.BILINEAR)
+    return [((b.left() + b.width() / 2) / scale, (b.top() + b.height() / 2) / scale, b.width() / scale)
+            for b in face_detector()(np.asarray(small), 1)]
+
+
 def largest_face(
     photo: Image.Image,  # an RGB photo
     scale: float,  # shrink it by this factor before detecting
 ) -> tuple[float, float, float] | None:
-    "The largest face box dlib finds in `photo` shrunk by `scale`: (centre column, centre row, side) in `photo`'s pixels."
-    small = photo.resize((max(1, round(photo.width * scale)), max(1, round(photo.height * scale))), Image.BILINEAR)
-    boxes = face_detector()(np.asarray(small), 1)
-    if not boxes:
-        return None
-    box = max(boxes, key=lambda b: b.area())
-    return (box.left() + box.width() / 2) / scale, (box.top() + box.height() / 2) / scale, box.width() / scale
+    "The largest face box dlib finds in `photo` shrunk by `scale` (`face_boxes`); None if none."
+    return max(face_boxes(photo, scale), key=lambda f: f[2], default=None)
 
 
 def find_face(

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cae_course import inplace
 from cae_course import photo as photo_module
 from cae_course.cli import main
 from cae_course.photo import crop_box, load_image
@@ -59,10 +60,11 @@ def test_without_a_face_the_centre_square_is_used_and_said(tmp_path, capsys):
 def test_no_detect_takes_the_centre_square_without_looking_for_a_face(lfw_photo_sample, tmp_path, monkeypatch, command):
     pasted(lfw_photo_sample[0], 1.0, (600, 30)).save(tmp_path / "photo.png")
 
-    def no_detector(photo):
+    def no_detector(*args):
         raise AssertionError("--no-detect still looked for a face")
 
-    monkeypatch.setattr(photo_module, "find_face", no_detector)
+    monkeypatch.setattr(photo_module, "find_face", no_detector)  # the demo's
+    monkeypatch.setattr(inplace, "face_boxes", no_detector)  # deobfuscate's
     args = {"deobfuscate": ["deobfuscate", "cae-pixel-blur", str(tmp_path / "photo.png"), "--out", str(tmp_path / "out")],
             "demo": ["demo", str(tmp_path / "photo.png"), "--models", "cae-pixel-blur", "--out", str(tmp_path / "d.png")]}
     assert main([*args[command], "--no-detect"]) == 0
