@@ -130,11 +130,11 @@ def runs_in_numpy(
     name: str,  # a model's name or a checkpoint's path
 ) -> bool:
     "Whether the NumPy runtime (chapter 09g) runs `name`: a packed model of an architecture it knows."
-    from cae_course.runtime import ARCHS, packed_model_names, weights_dir
+    from cae_course.runtime import ARCHS, REFINERS, packed_model_names, weights_dir
 
     if name not in packed_model_names():
         return False
-    return json.loads((weights_dir() / f"{name}.json").read_text())["config"]["arch"] in ARCHS
+    return json.loads((weights_dir() / f"{name}.json").read_text())["config"]["arch"] in (*ARCHS, *REFINERS)
 
 
 def image_restorer(
