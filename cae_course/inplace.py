@@ -284,8 +284,10 @@ def feathered_mask(
     face: Face,  # an obfuscated face
     frame: tuple[int, int, int],  # (left, top, side) of its square in the photo
     x: np.ndarray,  # what the model saw, uint8 [side, side, 3]
+    width: int,  # the photo's width
+    height: int,  # the photo's height
 ) -> np.ndarray:
-    "Weights in [0, 1] over the frame [s, s]: 0 outside the obfuscated region (its box; for a blur found, only its blurred part), rising to 1 inside it over a feather."
+    "Weights in [0, 1] over the frame [s, s]: 0 outside the obfuscated region (its box; for a blur found, only its blurred part), rising to 1 inside it over a feather (none along the photo's own border: no seam to hide there)."
     left, top, s = frame
     bx, by, bw, bh = face.box
     inside = np.zeros((s, s), bool)
@@ -294,7 +296,16 @@ def feathered_mask(
         blurred = ndi.binary_fill_holes(detail(x) < BLUR_DETAIL)
         inside &= resize(blurred.astype(np.float32)[..., None], s, Image.NEAREST)[..., 0] > 0.5
     feather = max(2.0, face.block / 2 if face.block else s / 16)
-    return np.clip(ndi.distance_transform_edt(np.pad(inside, 1))[1:-1, 1:-1] / feather, 0, 1)
+    padded = np.pad(inside, 1)  # outside the frame counts as outside the region...
+    for edge, at_border in ((0, top == 0), (-1, top + s >= height)):
+        if at_border:  # ...except beyond the photo's border
+            padded[edge] = padded[1 if edge == 0 else -2]
+    for edge, at_border in ((0, left == 0), (-1, left + s >= width)):
+        if at_border:
+            padded[:, edge] = padded[:, 1 if edge == 0 else -2]
+    if padded.all():  # the whole picture is obfuscated: nothing to blend into
+        return np.ones((s, s))
+    return np.clip(ndi.distance_transform_edt(padded)[1:-1, 1:-1] / feather, 0, 1)
 
 
 def restore_face(
@@ -310,7 +321,7 @@ def restore_face(
     x = resize(rgb[top:top + s, left:left + s], side, resample)
     y = restore(np.ascontiguousarray(x.transpose(2, 0, 1))).transpose(1, 2, 0)
     change = resize(y.astype(np.float32), s, Image.BICUBIC) - resize(x.astype(np.float32), s, resample)  # on a mosaic: the photo's blocks
-    weight = feathered_mask(face, frame, x)[..., None]
+    weight = feathered_mask(face, frame, x, rgb.shape[1], rgb.shape[0])[..., None]
     c = picture.colours
     if c == 1:
         change = change.mean(-1, keepdims=True)  # grey in, grey out

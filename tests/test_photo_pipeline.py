@@ -235,3 +235,21 @@ def test_a_huge_photo_is_one_line(tmp_path, astro, monkeypatch, capsys):
     Image.fromarray(mosaic(astro)).save(tmp_path / "huge.png")
     assert main(["deobfuscate", str(tmp_path / "huge.png"), "--out", str(tmp_path / "out")]) == 1
     assert capsys.readouterr().err.strip().endswith("huge.png is too large (512×512 pixels; at most 0.261632 megapixels)")
+
+
+def test_a_whole_obfuscated_crop_is_restored_to_its_edges(tmp_path, lfw):
+    "A face crop blurred all over (the way chapter 11 scores models): the output is the model's output at every pixel, no feather at the picture's border."
+    import torch
+
+    from cae_course.classical import wiener
+    from cae_course.data import normalize, split_faces
+    from cae_course.obfuscate import gaussian_blur
+    from cae_course.wild import to_uint8
+
+    x = to_uint8(gaussian_blur(normalize(split_faces(lfw, "test", 1))))
+    path = tmp_path / "crop.png"
+    Image.fromarray(x[0].permute(1, 2, 0).numpy()).save(path)
+    assert main(["deobfuscate", "wiener", str(path), "--no-detect", "--out", str(tmp_path / "out")]) == 0
+    got = np.asarray(Image.open(tmp_path / "out" / "crop.png"))
+    want = to_uint8(wiener(normalize(x)))[0].permute(1, 2, 0).numpy()
+    assert np.abs(got.astype(int) - want).max() <= 1  # everywhere, the border included
