@@ -118,3 +118,19 @@ def test_readme_classical_rows_are_the_recorded_scores():
         assert r["images"] == 3708, name
         _, _, _, ours, baseline, _ = [c.strip() for c in row.split("|")]
         assert ours == f"{r['psnr']:.2f} / {r['ssim']:.3f}" and baseline == f"{r['input_psnr']:.2f} / {r['input_ssim']:.3f}", name
+
+
+def test_readme_rows_beyond_the_paper_are_the_shipped_scores():
+    "The README's models beyond the paper's eight are the shipped full-scale models, with their recorded 8-bit test scores (all test faces), on the landing page too."
+    from cae_course.shipped import pretrained_info, pretrained_names
+
+    readme, index = (ROOT / "README.md").read_text(), index_markdown()
+    rows = dict(re.findall(r"^\| \*beyond the paper:\* `([\w.-]+)` \|(.+)\|$", readme, re.M))
+    beyond = {n for n in pretrained_names() if pretrained_info(n)["provenance"] == "full-scale"}
+    assert set(rows) == beyond and all(f"`{name}` |{row}|" in index for name, row in rows.items())
+    for name, row in rows.items():
+        info = pretrained_info(name)
+        m = info["test"]["int8"]
+        _, _, epochs, ours, baseline, _ = [c.strip() for c in row.split("|")]
+        assert info["test"]["faces"] == 3708 and epochs == str(info["epochs"]), name
+        assert ours.strip("*") == f"{m['psnr']:.2f} / {m['ssim']:.3f}" and baseline == f"{m['input_psnr']:.2f} / {m['input_ssim']:.3f}", name
