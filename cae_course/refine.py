@@ -15,7 +15,7 @@ __all__ = ['Refiner']
 
 # %% ../nbs/05a_refine.ipynb #0a99a597
 class Refiner(nn.Module):
-    r"""A classical inverse, then a network that learns its correction: $\hat x = f(x) + g(f(x))$.
+    r"""A classical inverse, then a network that learns its correction: $\hat x = f(x) + g(f(x))$, clipped to [-1, 1].
 
     $f$ is the method `front` of `CLASSICAL` with its registered parameters (run without gradient and without
     autocast), $g$ is `body`; `body`'s last convolution starts at zero, so a fresh `Refiner` returns exactly $f(x)$.
@@ -42,9 +42,9 @@ class Refiner(nn.Module):
             return self.method(x.float(), **self.params).to(x.dtype)
 
     def forward(self, x: Tensor) -> Tensor:
-        "The restoration of images `x` [B, C, H, W] in [-1, 1]."
+        "The restoration of images `x` [B, C, H, W] in [-1, 1], clipped to that range like every model's output."
         base = self.classical(x)
-        return base + self.body(base)
+        return (base + self.body(base)).clamp(-1, 1)
 
     def extra_loss(self) -> Tensor:
         "The body's regularisation term (zero for a `SkipCAE`)."

@@ -347,7 +347,7 @@ class RuntimeRefiner:
         "The restored images, float32 [B, C, S, S], as the PyTorch refiner in eval mode gives them."
         self.body.check_images(x)
         base = self.front(x)
-        return base + self.body(base)
+        return np.clip(base + self.body(base), -1, 1)
 
 
 def load_runtime_model(
