@@ -12,8 +12,9 @@ import cae_course.models as models
 from cae_course.models import (CAE, MODELS, ResBlock, ResCAE, SkipCAE, VCAE, conv_geometry, count_flops,
                                count_parameters, encoder_sizes, input_footprint, kl_to_standard_normal, layer_table,
                                make_model, min_image_size, output_paddings, receptive_field, reparameterize)
+from cae_course.runtime import ARCHS
 
-ALL = sorted(MODELS)
+ALL = sorted(ARCHS)  # the autoencoders of MODELS (the refiners of chapter 05a are tested in test_refine.py)
 
 
 def images(n=2, size=64, seed=0):
