@@ -43,9 +43,9 @@ def training_batches(monkeypatch):
     "(thread, obfuscation) of every batch `make_batch` prepares inside the training engine."
     seen, make_batch = [], train_module.make_batch
 
-    def watched_make_batch(images, cfg):
+    def watched_make_batch(images, cfg, training=False):
         seen.append((threading.current_thread(), cfg.obfuscation))
-        return make_batch(images, cfg)
+        return make_batch(images, cfg, training)
 
     monkeypatch.setattr(train_module, "make_batch", watched_make_batch)
     return seen
