@@ -6,16 +6,19 @@
 from __future__ import annotations
 
 import io
+from itertools import accumulate
 from typing import Callable
 
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from PIL import Image, ImageDraw, ImageFont
+from torchvision.utils import make_grid
 
 from .data import denormalize
 
 # %% auto #0
-__all__ = ['to_display', 'image_grid', 'show_images', 'figure_png', 'Table']
+__all__ = ['to_display', 'image_grid', 'show_images', 'figure_png', 'Table', 'png_bytes', 'faces_png', 'stack_png']
 
 # %% ../nbs/01b_display.ipynb #f1b0b179
 def to_display(
@@ -105,3 +108,40 @@ class Table(list):
         cells = self.cells()
         widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))] if cells else []
         return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells)
+
+# %% ../nbs/01b_display.ipynb #46fd06b3
+def png_bytes(img: Image.Image) -> bytes:
+    "A PIL image encoded as PNG."
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def faces_png(
+    rows: list[torch.Tensor],  # equal-sized batches [B, 3, S, S] in [0, 1], one per row
+    labels: tuple[str, ...],  # what each row is, written on its left
+    zoom: int = 2,  # integer upscaling, so small crops are visible
+) -> bytes:
+    "Batches of faces as labelled rows of one PNG (e.g. ground truth / obfuscated / reconstruction)."
+    grid = make_grid(torch.cat(rows), nrow=len(rows[0]), padding=2, pad_value=1.0)
+    grid = grid.repeat_interleave(zoom, 1).repeat_interleave(zoom, 2)
+    faces = Image.fromarray((grid * 255).round().byte().permute(1, 2, 0).numpy())
+    font = ImageFont.load_default(size=13)
+    margin = 12 + max(int(font.getlength(label)) for label in labels)
+    img = Image.new("RGB", (margin + faces.width, faces.height), "white")
+    img.paste(faces, (margin, 0))
+    draw = ImageDraw.Draw(img)
+    for r, label in enumerate(labels):
+        draw.text((4, (r + 0.5) * faces.height / len(rows)), label, fill="black", font=font, anchor="lm")
+    return png_bytes(img)
+
+
+def stack_png(
+    pngs: list[bytes],  # PNG images
+) -> bytes:
+    "PNG images stacked top to bottom on white: one still picture."
+    imgs = [Image.open(io.BytesIO(p)).convert("RGB") for p in pngs]
+    out = Image.new("RGB", (max(i.width for i in imgs), sum(i.height for i in imgs)), "white")
+    for img, top in zip(imgs, accumulate([0] + [i.height for i in imgs])):
+        out.paste(img, (0, top))
+    return png_bytes(out)

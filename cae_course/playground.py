@@ -8,30 +8,26 @@ from __future__ import annotations
 import base64
 import copy
 import dataclasses
-import io
 import threading
 import time
-from itertools import accumulate
 
 import ipywidgets as widgets
 import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
-from PIL import Image, ImageDraw, ImageFont
 from torch import nn
-from torchvision.utils import make_grid
 
-from .display import figure_png
+from .display import faces_png, figure_png, stack_png
 from .data import LFW, Scale, course_scale, default_device, denormalize, load_lfw, split_indices
 from .models import MODELS
 from .config import TrainConfig
 from .shipped import pretrained_info, pretrained_names
+from .verdict import compare_methods, compare_png, slider_setting
 from .train import Run, epoch_batches, evaluate, fit, load_model, make_batch, prepare_faces, reconstruct
 
 # %% auto #0
-__all__ = ['PLAYGROUND', 'ROWS', 'LOSS_NOTES', 'playground_config', 'shipped_start', 'png_bytes', 'faces_png', 'curve_figure',
-           'stack_png', 'frozen_copy', 'obfuscation_label', 'loss_label', 'metrics_line', 'metrics_pending',
-           'Playground']
+__all__ = ['PLAYGROUND', 'ROWS', 'LOSS_NOTES', 'playground_config', 'shipped_start', 'curve_figure', 'frozen_copy',
+           'obfuscation_label', 'loss_label', 'metrics_line', 'metrics_pending', 'Playground']
 
 # %% ../nbs/08_playground.ipynb #9d0c1f3e
 PLAYGROUND = {  # what the playground changes in each course scale's run (measured below)
@@ -62,32 +58,6 @@ def shipped_start(
 ROWS = ("ground truth", "obfuscated", "reconstruction")
 
 
-def png_bytes(img: Image.Image) -> bytes:
-    "A PIL image encoded as PNG."
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def faces_png(
-    rows: list[torch.Tensor],  # equal-sized batches [B, 3, S, S] in [0, 1], one per row
-    labels: tuple[str, ...] = ROWS,  # what each row is, written on its left
-    zoom: int = 2,  # integer upscaling, so small crops are visible
-) -> bytes:
-    "Batches of faces as labelled rows of one PNG (e.g. ground truth / obfuscated / reconstruction)."
-    grid = make_grid(torch.cat(rows), nrow=len(rows[0]), padding=2, pad_value=1.0)
-    grid = grid.repeat_interleave(zoom, 1).repeat_interleave(zoom, 2)
-    faces = Image.fromarray((grid * 255).round().byte().permute(1, 2, 0).numpy())
-    font = ImageFont.load_default(size=13)
-    margin = 12 + max(int(font.getlength(label)) for label in labels)
-    img = Image.new("RGB", (margin + faces.width, faces.height), "white")
-    img.paste(faces, (margin, 0))
-    draw = ImageDraw.Draw(img)
-    for r, label in enumerate(labels):
-        draw.text((4, (r + 0.5) * faces.height / len(rows)), label, fill="black", font=font, anchor="lm")
-    return png_bytes(img)
-
-
 def curve_figure(
     steps: list[int],  # global step of each point
     losses: list[float],  # running training loss at those steps
@@ -114,16 +84,6 @@ def curve_figure(
     fig.tight_layout()
     return fig
 
-
-def stack_png(
-    pngs: list[bytes],  # PNG images
-) -> bytes:
-    "PNG images stacked top to bottom on white: one still picture."
-    imgs = [Image.open(io.BytesIO(p)).convert("RGB") for p in pngs]
-    out = Image.new("RGB", (max(i.width for i in imgs), sum(i.height for i in imgs)), "white")
-    for img, top in zip(imgs, accumulate([0] + [i.height for i in imgs])):
-        out.paste(img, (0, top))
-    return png_bytes(out)
 
 # %% ../nbs/08_playground.ipynb #0f3b8e21
 def frozen_copy(
@@ -198,8 +158,10 @@ class Playground:
         self.preview = prepare_faces(self.faces, dataclasses.replace(self.config, n_train=1, n_valid=n_preview), "cpu")[1]
         self.zoom = max(1, round(128 / self.config.image_size))
         self.shipped = {}  # frozen copies of the shipped models read so far, by name
+        self.compared = {}  # chapter 11's methods (`compare_methods`) read so far, by obfuscation
         self.make_controls(self.config)
         self.reset()
+        self.refresh_compare()
         self.status.value = f"Press <b>Train</b> to {self.plan()}."
 
     def make_controls(
@@ -227,7 +189,7 @@ class Playground:
         self.stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
         self.status, self.metrics, self.loss_note = widgets.HTML(), widgets.HTML(), widgets.HTML()
         natural = dict(format="png", layout=widgets.Layout(align_self="flex-start"))  # not stretched to the cell's width
-        self.grid, self.curve = widgets.Image(**natural), widgets.Image(**natural)
+        self.grid, self.curve, self.compare = widgets.Image(**natural), widgets.Image(**natural), widgets.Image(**natural)
         for w in (self.sigma, self.block, self.rho, self.obfuscation, self.start_from, self.arch, self.loss):
             w.observe(self.changed, names="value")
         self.train_button.on_click(self.start)
@@ -290,6 +252,8 @@ class Playground:
             self.status.value = f"Press <b>Train</b> to {self.plan()}."
         if owner not in (self.rho, self.loss):
             self.refresh_faces()
+        if owner in (self.sigma, self.block, self.obfuscation):
+            self.refresh_compare()
 
     def refresh_faces(self):
         "Redraw the preview with the controls' obfuscation, through the current model (a grey row when there is none)."
@@ -301,7 +265,15 @@ class Playground:
                 rows.append(torch.full_like(rows[0], 0.85))
             else:
                 rows = list(reconstruct(model, self.preview, cfg))
-            self.grid.value = faces_png(rows, zoom=self.zoom)
+            self.grid.value = faces_png(rows, ROWS, self.zoom)
+
+    def refresh_compare(self):
+        "Redraw chapter 11's view at the controls' σ or n: the told control, the shipped specialist and the wild model, no training."
+        cfg = self.read_config()
+        if cfg.obfuscation not in self.compared:
+            self.compared[cfg.obfuscation] = compare_methods(cfg.obfuscation)
+        setting = slider_setting(cfg.obfuscation, cfg.sigma, cfg.block)
+        self.compare.value = compare_png(self.preview.cpu(), setting, self.compared[cfg.obfuscation], self.zoom)
 
     def rows(self) -> list[dict]:
         "The validation rows on show: the starting model's (epoch 0) when there is one, then the run's epochs."
@@ -412,10 +384,13 @@ class Playground:
         controls = widgets.VBox([widgets.HBox([self.obfuscation, self.sigma, self.block]),
                                  widgets.HBox([self.start_from, self.arch, self.loss, self.rho]),
                                  widgets.HBox([self.epochs, self.n_train, self.train_button, self.stop_button])])
-        return widgets.VBox([controls, self.status, self.metrics, self.grid, self.curve, self.loss_note])
+        shipped = widgets.HTML("<b>The shipped models at this σ or n, without training</b> (chapter 11: 8-bit, "
+                               "OpenCV's kernel for σ, a random grid phase for n):")
+        return widgets.VBox([controls, self.status, self.metrics, self.grid, self.curve, self.loss_note, shipped,
+                             self.compare])
 
     def _repr_mimebundle_(self, **kwargs) -> dict:
         "The live widget, with a still picture of it for where widgets cannot run (a saved notebook, GitHub, the docs)."
-        still = stack_png([self.grid.value, self.curve.value])
+        still = stack_png([self.grid.value, self.curve.value, self.compare.value])
         return {**self.widget()._repr_mimebundle_(**kwargs), "image/png": base64.b64encode(still).decode(),
                 "text/plain": "Playground (a still picture: run the notebook for its sliders and buttons)"}

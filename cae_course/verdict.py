@@ -13,13 +13,17 @@ from torch import Tensor, nn
 
 from .classical import classical_model, lanczos, per_group, wiener
 from .data import LFW, denormalize, normalize, split_faces
+from .display import faces_png
 from .lpips_metric import LPIPS
 from .metrics import psnr, ssim
-from .wild import WILD_SUITE, WildSetting, wild_obfuscate
+from .shipped import pretrained_names
+from .train import load_model
+from .wild import WILD_SUITE, WildSetting, blur_kernel_size, wild_obfuscate
 
 # %% auto #0
-__all__ = ['SUITE_FACES', 'SUITE_SEED', 'suite_faces', 'SuiteMethod', 'input_method', 'told_control', 'model_method', 'score',
-           'suite_scores', 'setting_strength', 'gain_curves']
+__all__ = ['SUITE_FACES', 'SUITE_SEED', 'COMPARED', 'suite_faces', 'SuiteMethod', 'input_method', 'told_control', 'model_method',
+           'score', 'suite_scores', 'setting_strength', 'gain_curves', 'slider_setting', 'compare_methods',
+           'compare_png']
 
 # %% ../nbs/11_verdict.ipynb #9d4fcf80
 SUITE_FACES, SUITE_SEED = 600, 7  # the verdict's protocol: 600 test faces picked by torch.randperm with this seed
@@ -146,3 +150,48 @@ def gain_curves(
            title=f"{kind}: solid = 8-bit PNG, dashed = JPEG q75" + (", ◆ = the paper's k9 σ4" if kind == "blur" else ""))
     ax.legend(fontsize=8)
     return ax
+
+# %% ../nbs/11_verdict.ipynb #56db153a
+COMPARED = {"blur": ("wiener-skipcae-blur", "wild-blur"),  # (the specialist, the wild model) of each obfuscation
+            "pixelate": ("lanczos-skipcae-pixelate", "wild-pixelate")}
+
+
+def slider_setting(
+    kind: str,  # "blur" or "pixelate"
+    sigma: float = 4.0,  # blur: standard deviation in pixels (the kernel OpenCV derives from it)
+    block: int = 8,  # pixelate: block side (a random grid phase per face)
+) -> WildSetting:
+    "A setting like the suite's at any σ or n: 8-bit, no JPEG."
+    if kind == "blur":
+        return WildSetting(f"blur-s{sigma:g}", "blur", sigma=float(sigma), kernel_size=blur_kernel_size(sigma))
+    if kind == "pixelate":
+        return WildSetting(f"pixelate-n{block}", "pixelate", block=int(block))
+    raise ValueError(f"kind must be 'blur' or 'pixelate', got {kind!r}")
+
+
+def compare_methods(
+    kind: str,  # "blur" or "pixelate"
+    names: tuple[str, ...] | None = None,  # shipped models to show; None: `COMPARED[kind]`
+) -> list[SuiteMethod]:
+    "The control told the truth, then the shipped specialist and wild model of `kind` (those that ship here), named by role."
+    names = COMPARED[kind] if names is None else names
+    roles = dict(zip(COMPARED[kind], ("specialist", "wild")))
+    return [told_control(kind)] + [model_method(f"{roles.get(n, 'model')}: {n}", load_model(n)[0], kind)
+                                   for n in names if n in pretrained_names()]
+
+
+def compare_png(
+    faces: Tensor,  # clean faces, uint8 [B, 3, H, W]
+    setting: WildSetting,  # the obfuscation (see `slider_setting`)
+    methods: list[SuiteMethod],  # what restores it (see `compare_methods`)
+    zoom: int = 1,  # integer upscaling of the faces
+) -> bytes:
+    "One PNG: the faces, obfuscated, and through each method, a row each, labelled with the row's mean PSNR."
+    x, truth = wild_obfuscate(faces, setting)
+    clean = faces.float() / 255
+    rows, labels = [clean, denormalize(x)], ["original", f"{setting.name}, 8-bit"]
+    for method in methods:
+        rows.append(denormalize(method.restore(x, truth, setting).float()).clamp(0, 1))
+        labels.append(method.name)
+    labels[1:] = [f"{label}: {psnr(row, clean).mean().item():.1f} dB" for label, row in zip(labels[1:], rows[1:])]
+    return faces_png(rows, labels, zoom)
