@@ -16,10 +16,11 @@ from .photo import DETECT_SIDE, LFW_FACE_BOX, Picture, face_boxes, lfw_crop_box
 
 # %% auto #0
 __all__ = ['DEFAULT_MODELS', 'FLAT_LEVEL', 'BLOCK_RANGE', 'TILE', 'FLAT_SHARE', 'MIN_BLOCKS', 'MIN_STEPS', 'OFF_GRID',
-           'EDGE_SAME', 'DETAIL_SIDE', 'BLUR_DETAIL', 'DETAIL_WINDOW', 'UNSHARP', 'CROP_LIKE', 'CROP_LIKE_FILL',
-           'column_steps', 'grid_fit', 'mosaic_span', 'tile_sums', 'Face', 'find_mosaics', 'detail', 'fit_square',
-           'resize', 'blurred_face', 'unsharp', 'face_candidates', 'find_blurred', 'find_obfuscated', 'given_face',
-           'mosaic_frame', 'face_frame', 'feathered_mask', 'restore_face', 'photo_faces', 'face_report']
+           'EDGE_SAME', 'DETAIL_SIDE', 'BLUR_DETAIL', 'DETAIL_WINDOW', 'REACH', 'UNSHARP', 'CROP_LIKE',
+           'CROP_LIKE_FILL', 'column_steps', 'grid_fit', 'mosaic_span', 'tile_sums', 'Face', 'find_mosaics', 'detail',
+           'fit_square', 'resize', 'blurred_face', 'unsharp', 'face_candidates', 'find_blurred', 'find_obfuscated',
+           'given_face', 'mosaic_frame', 'face_frame', 'tile_frames', 'feathered_mask', 'restore_face', 'photo_faces',
+           'face_report']
 
 # %% ../nbs/09h_inplace.ipynb #de5c1312
 DEFAULT_MODELS = {  # the obfuscation found on a face → the model that restores it when the command names none
@@ -136,6 +137,7 @@ def find_mosaics(
 DETAIL_SIDE = 112  # blur is measured on a face framed like LFW's 112-pixel crops (LFW's scale)
 BLUR_DETAIL = 0.9  # mean |frame − its σ = 1 Gaussian| (8-bit levels) under which a face counts as blurred: sharp ≈ 4, σ 2 ≈ 1.1, σ 3 ≈ 0.7
 DETAIL_WINDOW = 15  # pixels (at `DETAIL_SIDE`) over which the local detail is averaged to map the blurred region
+REACH = 0.5  # a blurred region is followed this many frames past each side of the face's frame (the hair, the neck)
 UNSHARP = (2.0, 4.0)  # (σ in pixels, gain) of the unsharp mask under which dlib finds faces blurred by σ 3–6 (at LFW's scale)
 CROP_LIKE = 2.5  # a picture at most this many model sides wide and nearly square may be a face crop itself
 CROP_LIKE_FILL = 0.8  # a face whose frame fills this share of the picture's shorter side: the picture is a face crop
@@ -174,15 +176,23 @@ def blurred_face(
     rgb: np.ndarray,  # the photo, uint8 [H, W, 3]
     face: tuple[float, float, float],  # (centre column, centre row, side) of a face box
 ) -> Face | None:
-    "The face as a `Face` if its LFW frame is blurred (`BLUR_DETAIL`), its box the blurred part of the frame; else None."
-    left, top, s = fit_square(lfw_crop_box(face, DETAIL_SIDE), rgb.shape[1], rgb.shape[0])
-    local = detail(resize(rgb[top:top + s, left:left + s], DETAIL_SIDE, Image.BICUBIC))
-    if local.mean() >= BLUR_DETAIL:
+    "The face as a `Face` if its LFW frame is blurred (`BLUR_DETAIL`); its box the blurred region that holds the frame's blurred part, followed up to `REACH` frames past it."
+    h, w = rgb.shape[:2]
+    left, top, s = fit_square(lfw_crop_box(face, DETAIL_SIDE), w, h)
+    if detail(resize(rgb[top:top + s, left:left + s], DETAIL_SIDE, Image.BICUBIC)).mean() >= BLUR_DETAIL:
         return None
-    rows, cols = np.nonzero(local < BLUR_DETAIL)
-    k = s / DETAIL_SIDE
-    x0, y0 = left + int(cols.min() * k), top + int(rows.min() * k)
-    return Face("blur", (x0, y0, left + round((cols.max() + 1) * k) - x0, top + round((rows.max() + 1) * k) - y0), face=face)
+    reach = round(REACH * s)
+    x0, y0, x1, y1 = max(0, left - reach), max(0, top - reach), min(w, left + s + reach), min(h, top + s + reach)
+    k = DETAIL_SIDE / s  # detail is measured at LFW's scale
+    size = (max(1, round((x1 - x0) * k)), max(1, round((y1 - y0) * k)))
+    regions, _ = ndi.label(detail(np.asarray(Image.fromarray(rgb[y0:y1, x0:x1]).resize(size, Image.BICUBIC))) < BLUR_DETAIL)
+    fx, fy = round((left - x0) * k), round((top - y0) * k)
+    in_frame = regions[fy:fy + DETAIL_SIDE, fx:fx + DETAIL_SIDE]
+    labels, counts = np.unique(in_frame[in_frame > 0], return_counts=True)
+    rows, cols = np.nonzero(regions == labels[counts.argmax()])  # the region with most of the frame's blurred pixels
+    bx, by = x0 + int(cols.min() / k), y0 + int(rows.min() / k)
+    return Face("blur", (bx, by, min(w, x0 + round((cols.max() + 1) / k)) - bx, min(h, y0 + round((rows.max() + 1) / k)) - by),
+                face=face)
 
 
 def unsharp(
@@ -280,31 +290,54 @@ def face_frame(
     return (width - s) // 2, (height - s) // 2, s
 
 
-def feathered_mask(
+def tile_frames(
     face: Face,  # an obfuscated face
-    frame: tuple[int, int, int],  # (left, top, side) of its square in the photo
-    x: np.ndarray,  # what the model saw, uint8 [side, side, 3]
+    frame: tuple[int, int, int],  # (left, top, side) of the square the model sees for it (`face_frame`)
     width: int,  # the photo's width
     height: int,  # the photo's height
-) -> np.ndarray:
-    "Weights in [0, 1] over the frame [s, s]: 0 outside the obfuscated region (its box; for a blur found, only its blurred part), rising to 1 inside it over a feather (none along the photo's own border: no seam to hide there)."
+) -> list[tuple[int, int, int]]:
+    "Squares of the frame's side that cover the face's box: the frame itself and, where a blur's box reaches past it, squares overlapping by a quarter at least."
     left, top, s = frame
+    if face.obfuscation != "blur":
+        return [frame]
+
+    def starts(start, extent, at, limit):  # starts along one axis: `at`, and others spaced ≤ 3/4 of a side over the box
+        lo, hi = (min(max(0, v), limit - s) for v in (start, start + extent - s))
+        n = 1 + max(0, -(-4 * (hi - lo) // (3 * s)))
+        spaced = {round(lo + i * (hi - lo) / max(1, n - 1)) for i in range(n)}
+        return sorted({at} | {p for p in spaced if abs(p - at) > s // 4})
+
+    x, y, w, h = face.box
+    return [(c, r, s) for r in starts(y, h, top, height) for c in starts(x, w, left, width)]
+
+
+def feathered_mask(
+    face: Face,  # an obfuscated face
+    area: tuple[int, int, int, int],  # (left, top, right, bottom) of the part of the photo its frames cover
+    rgb: np.ndarray,  # the photo, uint8 [H, W, 3]
+    scale: float,  # the model's pixels per photo pixel: a blur is mapped at the model's (LFW's) scale
+) -> np.ndarray:
+    "Weights in [0, 1] over `area`: 0 outside the obfuscated region (its box; for a blur found, only its blurred part), rising to 1 inside it over a feather (none along the photo's own border: no seam to hide there)."
+    x0, y0, x1, y1 = area
+    height, width = rgb.shape[:2]
     bx, by, bw, bh = face.box
-    inside = np.zeros((s, s), bool)
-    inside[max(0, by - top):max(0, by + bh - top), max(0, bx - left):max(0, bx + bw - left)] = True
+    inside = np.zeros((y1 - y0, x1 - x0), bool)
+    inside[max(0, by - y0):max(0, by + bh - y0), max(0, bx - x0):max(0, bx + bw - x0)] = True
     if face.obfuscation == "blur" and not face.given:
-        blurred = ndi.binary_fill_holes(detail(x) < BLUR_DETAIL)
-        inside &= resize(blurred.astype(np.float32)[..., None], s, Image.NEAREST)[..., 0] > 0.5
-    feather = max(2.0, face.block / 2 if face.block else s / 16)
-    padded = np.pad(inside, 1)  # outside the frame counts as outside the region...
-    for edge, at_border in ((0, top == 0), (-1, top + s >= height)):
+        small = np.asarray(Image.fromarray(rgb[y0:y1, x0:x1]).resize(
+            (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))), Image.BICUBIC))
+        blurred = Image.fromarray(ndi.binary_fill_holes(detail(small) < BLUR_DETAIL))
+        inside &= np.asarray(blurred.resize((x1 - x0, y1 - y0), Image.NEAREST))
+    feather = max(2.0, face.block / 2 if face.block else DETAIL_SIDE / 16 / scale)
+    padded = np.pad(inside, 1)  # outside the area counts as outside the region...
+    for edge, at_border in ((0, y0 == 0), (-1, y1 >= height)):
         if at_border:  # ...except beyond the photo's border
             padded[edge] = padded[1 if edge == 0 else -2]
-    for edge, at_border in ((0, left == 0), (-1, left + s >= width)):
+    for edge, at_border in ((0, x0 == 0), (-1, x1 >= width)):
         if at_border:
             padded[:, edge] = padded[:, 1 if edge == 0 else -2]
     if padded.all():  # the whole picture is obfuscated: nothing to blend into
-        return np.ones((s, s))
+        return np.ones(inside.shape)
     return np.clip(ndi.distance_transform_edt(padded)[1:-1, 1:-1] / feather, 0, 1)
 
 
@@ -315,21 +348,34 @@ def restore_face(
     restore,  # a model: uint8 [3, side, side] → uint8 [3, side, side] (`cli.image_restorer`)
     side: int,  # the model's input side
 ) -> tuple[np.ndarray, np.ndarray]:
-    "Restore `face` in place: the model runs on its frame, and only the change it made, upsampled, is blended in (`feathered_mask`); returns (model input, model output), uint8 [side, side, 3]."
-    left, top, s = frame = face_frame(face, rgb.shape[1], rgb.shape[0], side)
+    "Restore `face` in place: the model runs on its frame (and on `tile_frames` where a blur reaches past it); only the change it made, upsampled, is blended in (`feathered_mask`). Returns the frame's (model input, model output), uint8 [side, side, 3]."
+    frame = face_frame(face, rgb.shape[1], rgb.shape[0], side)
+    tiles = tile_frames(face, frame, rgb.shape[1], rgb.shape[0])
+    x0, y0 = min(t[0] for t in tiles), min(t[1] for t in tiles)
+    x1, y1 = max(t[0] + t[2] for t in tiles), max(t[1] + t[2] for t in tiles)
     resample = Image.NEAREST if face.obfuscation == "pixelate" else Image.BICUBIC  # a mosaic stays whole blocks
-    x = resize(rgb[top:top + s, left:left + s], side, resample)
-    y = restore(np.ascontiguousarray(x.transpose(2, 0, 1))).transpose(1, 2, 0)
-    change = resize(y.astype(np.float32), s, Image.BICUBIC) - resize(x.astype(np.float32), s, resample)  # on a mosaic: the photo's blocks
-    weight = feathered_mask(face, frame, x, rgb.shape[1], rgb.shape[0])[..., None]
+    s = frame[2]
+    tent = np.minimum(np.arange(1, s + 1), np.arange(s, 0, -1)) / s  # overlapping tiles blend, each trusted most at its centre
+    change, weights = np.zeros((y1 - y0, x1 - x0, 3), np.float32), np.zeros((y1 - y0, x1 - x0, 1), np.float32)
+    for left, top, _ in tiles:
+        x = resize(rgb[top:top + s, left:left + s], side, resample)
+        y = restore(np.ascontiguousarray(x.transpose(2, 0, 1))).transpose(1, 2, 0)
+        if (left, top) == frame[:2]:
+            shown = x, y
+        at = slice(top - y0, top - y0 + s), slice(left - x0, left - x0 + s)
+        w = np.outer(tent, tent)[..., None]
+        change[at] += w * (resize(y.astype(np.float32), s, Image.BICUBIC) - resize(x.astype(np.float32), s, resample))
+        weights[at] += w  # on a mosaic, the change is measured from the photo's blocks
+    weight = feathered_mask(face, (x0, y0, x1, y1), rgb, side / s)[..., None]
+    change = change / np.maximum(weights, 1e-6)
     c = picture.colours
     if c == 1:
         change = change.mean(-1, keepdims=True)  # grey in, grey out
-    region = picture.pixels[top:top + s, left:left + s, :c]
+    region = picture.pixels[y0:y1, x0:x1, :c]
     new = np.clip(np.round(region + weight * change[..., :c] * (picture.peak / 255)), 0, picture.peak)
-    picture.pixels[top:top + s, left:left + s, :c] = np.where(weight > 0, new, region).astype(picture.pixels.dtype)
-    face.report["frame"] = list(frame)
-    return x, y
+    picture.pixels[y0:y1, x0:x1, :c] = np.where(weight > 0, new, region).astype(picture.pixels.dtype)
+    face.report.update(frame=list(frame), tiles=len(tiles))
+    return shown
 
 # %% ../nbs/09h_inplace.ipynb #94eb70d1
 def photo_faces(

@@ -15,11 +15,12 @@ from numpy.lib.stride_tricks import sliding_window_view
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file
 
+from .fronts import lanczos, lanczos_blind, wiener, wiener_blind
+
 # %% auto #0
-__all__ = ['QUANT_FORMAT', 'BN_EPS', 'ARCHS', 'GEOMETRY', 'CHUNK', 'WIENER_BALANCE', 'LANCZOS_A', 'BACKPROJECTION_STEPS',
-           'LAPLACIAN', 'REFINERS', 'weights_dir', 'packed_model_names', 'read_state', 'fold_batch_norm', 'relu',
-           'tanh', 'Conv', 'ResBlock', 'count_children', 'conv_bn', 'encoder_layer', 'RuntimeModel', 'gaussian_taps',
-           'transfer', 'wiener', 'lanczos_matrices', 'lanczos', 'RuntimeRefiner', 'load_runtime_model']
+__all__ = ['QUANT_FORMAT', 'BN_EPS', 'ARCHS', 'GEOMETRY', 'CHUNK', 'REFINERS', 'weights_dir', 'packed_model_names', 'read_state',
+           'fold_batch_norm', 'relu', 'tanh', 'Conv', 'ResBlock', 'count_children', 'conv_bn', 'encoder_layer',
+           'RuntimeModel', 'RuntimeRefiner', 'load_runtime_model']
 
 # %% ../nbs/09g_runtime.ipynb #b8695b14
 QUANT_FORMAT = "int8-per-output-channel-v1"  # the packed models' format, as `cae_course.pack` writes it (a test checks)
@@ -256,74 +257,10 @@ class RuntimeModel:
 
 
 # %% ../nbs/09g_runtime.ipynb #19554869
-WIENER_BALANCE = 3e-4  # `cae_course.classical.WIENER_BALANCE` (a test checks)
-LANCZOS_A, BACKPROJECTION_STEPS = 3, 3  # `cae_course.classical.LANCZOS_A`, `BACKPROJECTION_STEPS` (a test checks)
-LAPLACIAN = np.array([[0.0, -1, 0], [-1, 4, -1], [0, -1, 0]])  # the regulariser of `cae_course.classical.wiener`
-
-
-def gaussian_taps(
-    size: int,  # taps, odd
-    sigma: float,  # standard deviation in pixels
-) -> np.ndarray:
-    "The 1-D Gaussian weights at offsets −r … r, summing to 1 (`cae_course.obfuscate.gaussian_kernel1d`)."
-    w = np.exp(-0.5 * (np.arange(-(size // 2), size // 2 + 1) / sigma) ** 2)
-    return w / w.sum()
-
-
-def transfer(
-    kernel: np.ndarray,  # a centred 2-D impulse response
-    shape: tuple[int, int],  # the grid (H, W) it filters
-) -> np.ndarray:
-    "The kernel's DFT on an H × W grid, its centre moved to the origin (`cae_course.classical.transfer_function`)."
-    padded = np.zeros(shape)
-    padded[:kernel.shape[0], :kernel.shape[1]] = kernel
-    return np.fft.rfft2(np.roll(padded, (-(kernel.shape[0] // 2), -(kernel.shape[1] // 2)), (0, 1)))
-
-
-def wiener(
-    x: np.ndarray,  # blurred images [B, C, H, W] in [-1, 1]
-    sigma: float = 4.0,  # the blur's σ
-    kernel_size: int = 9,  # its taps
-    balance: float = WIENER_BALANCE,  # λ
-) -> np.ndarray:
-    "`cae_course.classical.wiener` in NumPy: Wiener–Hunt deconvolution on one mirrored period, float32 [B, C, H, W]."
-    h, w = x.shape[-2:]
-    y = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (0, h - 2), (0, w - 2)), mode="reflect")
-    k = gaussian_taps(kernel_size, sigma)
-    kf, lf = transfer(np.outer(k, k), y.shape[-2:]), transfer(LAPLACIAN, y.shape[-2:])
-    out = np.fft.irfft2(kf.conj() / (np.abs(kf) ** 2 + balance * np.abs(lf) ** 2) * np.fft.rfft2(y), s=y.shape[-2:])
-    return out[..., :h, :w].clip(-1, 1).astype(np.float32)
-
-
-def lanczos_matrices(
-    size: int,  # pixels along one axis
-    block: int,  # block side (the grid starts at pixel 0)
-    a: int = LANCZOS_A,  # lobes
-) -> tuple[np.ndarray, np.ndarray]:
-    "D [m, size], the block means along an axis, and U [size, m], Lanczos interpolation from the block centres."
-    index = np.arange(size) // block
-    d = (index[None] == np.arange(index[-1] + 1)[:, None]).astype(np.float64)
-    d /= d.sum(1, keepdims=True)
-    t = (np.arange(size)[:, None] - d @ np.arange(size))[:, :] / block
-    u = np.sinc(t) * np.sinc(t / a) * (np.abs(t) < a)
-    return d, u / u.sum(1, keepdims=True)
-
-
-def lanczos(
-    x: np.ndarray,  # pixelated images [B, C, H, W] in [-1, 1], the grid at the corner
-    block: int = 8,  # block side
-    steps: int = BACKPROJECTION_STEPS,  # back-projection steps
-) -> np.ndarray:
-    "`cae_course.classical.lanczos` in NumPy (phase 0): Lanczos upsampling of the block means, then back-projection."
-    (d_y, u_y), (d_x, u_x) = lanczos_matrices(x.shape[-2], block), lanczos_matrices(x.shape[-1], block)
-    means = d_y @ x.astype(np.float64) @ d_x.T
-    estimate = u_y @ means @ u_x.T
-    for _ in range(steps):
-        estimate = estimate + u_y @ (means - d_y @ estimate @ d_x.T) @ u_x.T
-    return estimate.clip(-1, 1).astype(np.float32)
-
-
-REFINERS = {"wiener-skipcae": (wiener, "skipcae"), "lanczos-skipcae": (lanczos, "skipcae")}  # arch → (front, body)
+REFINERS = {  # arch → (front, body): the fronts of chapter 09i
+    "wiener-skipcae": (wiener, "skipcae"), "lanczos-skipcae": (lanczos, "skipcae"),
+    "wiener-blind-skipcae": (wiener_blind, "skipcae"), "lanczos-blind-skipcae": (lanczos_blind, "skipcae"),
+}
 
 
 class RuntimeRefiner:
