@@ -1,0 +1,102 @@
+"""Chapter 10b's frontier: identification against obfuscation strength, as the obfuscation is and after each attack.
+
+    python experiments/privacy_frontier.py                       # every setting and attack; resumes from the JSON
+    python experiments/privacy_frontier.py --attacker blur-s4=~/.cache/cae_course/privacy-frontier/blur-s4/checkpoint.pt
+    python experiments/privacy_frontier.py --people 60 --out /tmp/frontier.json   # a smoke run (small gallery)
+
+Protocol (chapter 10a): the identity-disjoint split (`split_indices(n, seed=0, groups=names)`); the gallery is one
+clean photo of every test person, the probes one other photo of every test person with two or more. dlib's
+ResNet descriptors; top-1 and top-5 with Wilson intervals. Each probe is obfuscated (8-bit) by every setting of
+`protections()` and given to every attack: as it is; the classical inverse told the setting (Wiener, or Lanczos
+with back-projection told block and grid); the wild models; an obfuscated gallery (the gallery obfuscated the
+same way, other grid phases and noise); and any trained attacker named with --attacker SETTING=SOURCE.
+Writes results/privacy_frontier.json after every (setting, attack), with the command, the machine and the date.
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from common import save_result  # noqa: E402
+
+from cae_course.data import denormalize, load_lfw, split_indices  # noqa: E402
+from cae_course.frontier import FRONTIER_SEED, identification, protect, protections  # noqa: E402
+from cae_course.privacy import FaceEncoder, face_model_versions, gallery_and_probes  # noqa: E402
+from cae_course.shipped import pretrained_names  # noqa: E402
+from cae_course.train import load_model  # noqa: E402
+from cae_course.verdict import model_method, told_control  # noqa: E402
+
+WILD = {"blur": "wild-blur", "pixelate": "wild-pixelate", "dp-pixelate": "wild-pixelate"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--attacker", action="append", default=[], help="SETTING=SOURCE: a model trained for one setting")
+    parser.add_argument("--people", type=int, default=None, help="a smoke run: only this many test people")
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "privacy_frontier.json")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    faces = load_lfw(progress=False)
+    test_idx = split_indices(len(faces), seed=0, groups=faces.names)[2]
+    names = [faces.names[i] for i in test_idx.tolist()]
+    if args.people:
+        keep = sorted(set(names))[:args.people]
+        test_idx = torch.tensor([i for i, n in zip(test_idx.tolist(), names) if n in keep])
+        names = [faces.names[i] for i in test_idx.tolist()]
+    gallery, probes, truth = gallery_and_probes(names, seed=0)
+    gallery_images, probe_images = faces.images[test_idx[gallery]], faces.images[test_idx[probes]]
+    out = args.out.expanduser()
+    earlier = json.loads(out.read_text()) if out.exists() else {}
+    results = earlier.get("results", {}) if earlier.get("people") == len(gallery) else {}
+    encoder = FaceEncoder()
+    codes = lambda x: encoder(denormalize(x).clamp(0, 1))
+    gallery_codes = encoder(gallery_images)
+    attackers = dict(spec.split("=", 1) for spec in args.attacker)
+    wild = {kind: model_method(name, load_model(name)[0], "blur" if kind == "blur" else "pixelate")
+            for kind, name in WILD.items() if name in pretrained_names()}
+
+    def save():
+        save_result(out.stem, {
+            "what": "top-1 and top-5 identification of unseen people (dlib's ResNet, chapter 10a's protocol) with "
+                    "their probes obfuscated by each setting, as they are and after each attack",
+            "people": len(gallery), "probes": len(probes),
+            "face_model": face_model_versions(), "seed": FRONTIER_SEED,
+            "settings": [p.__dict__ for p in protections()], "wild_models": {k: m.name for k, m in wild.items()},
+            "attackers": attackers, "seconds": round(time.perf_counter() - started, 1), "results": results,
+        }, out.parent, show=False)
+
+    for protection in protections():
+        done = results.setdefault(protection.name, {})
+        x, told = protect(probe_images, protection)
+        attacks = {"as it is": lambda: x}
+        if protection.kind != "clean":
+            kind = "blur" if protection.kind == "blur" else "pixelate"
+            attacks["classical, told"] = lambda: told_control(kind).restore(x, told, protection.setting())
+            if protection.kind in wild:
+                attacks["wild model"] = lambda: wild[protection.kind].restore(x, told, protection.setting())
+            attacks["obfuscated gallery"] = None  # matched against the gallery obfuscated the same way
+            if protection.name in attackers:
+                model = load_model(Path(attackers[protection.name]).expanduser() if "/" in attackers[protection.name]
+                                   else attackers[protection.name])[0]
+                attacks["trained for this setting"] = lambda: model_method("attacker", model, kind).restore(x, told, protection.setting())
+        for attack, run in attacks.items():
+            if attack in done:
+                continue
+            if run is None:
+                other = protect(gallery_images, protection, seed=FRONTIER_SEED + 1)[0]
+                done[attack] = identification(codes(x), codes(other), truth)
+            else:
+                done[attack] = identification(codes(run()), gallery_codes, truth)
+            print(f"{protection.name:>22} · {attack:<24} top-1 {done[attack]['top1']['rate']:.3f} "
+                  f"top-5 {done[attack]['top5']['rate']:.3f}", flush=True)
+            save()
+    save()
+
+
+if __name__ == "__main__":
+    main()
