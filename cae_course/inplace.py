@@ -16,11 +16,11 @@ from .photo import DETECT_SIDE, LFW_FACE_BOX, Picture, face_boxes, lfw_crop_box
 
 # %% auto #0
 __all__ = ['DEFAULT_MODELS', 'FLAT_LEVEL', 'BLOCK_RANGE', 'TILE', 'FLAT_SHARE', 'MIN_BLOCKS', 'MIN_STEPS', 'OFF_GRID',
-           'EDGE_SAME', 'DETAIL_SIDE', 'BLUR_DETAIL', 'DETAIL_WINDOW', 'REACH', 'UNSHARP', 'CROP_LIKE',
+           'EDGE_SAME', 'DETAIL_SIDE', 'BLUR_DETAIL', 'DETAIL_WINDOW', 'REACH', 'BLUR_RATIO', 'UNSHARP', 'CROP_LIKE',
            'CROP_LIKE_FILL', 'column_steps', 'grid_fit', 'mosaic_span', 'tile_sums', 'Face', 'find_mosaics', 'detail',
-           'fit_square', 'resize', 'blurred_face', 'unsharp', 'face_candidates', 'find_blurred', 'find_obfuscated',
-           'given_face', 'mosaic_frame', 'face_frame', 'tile_frames', 'feathered_mask', 'restore_face', 'photo_faces',
-           'face_report']
+           'blur_map', 'fit_square', 'resize', 'blurred_face', 'unsharp', 'face_candidates', 'find_blurred',
+           'find_obfuscated', 'given_face', 'mosaic_frame', 'face_frame', 'tile_frames', 'feathered_mask',
+           'restore_face', 'photo_faces', 'face_report']
 
 # %% ../nbs/09h_inplace.ipynb #de5c1312
 DEFAULT_MODELS = {  # the obfuscation found on a face → the model that restores it when the command names none
@@ -138,6 +138,7 @@ DETAIL_SIDE = 112  # blur is measured on a face framed like LFW's 112-pixel crop
 BLUR_DETAIL = 0.9  # mean |frame − its σ = 1 Gaussian| (8-bit levels) under which a face counts as blurred: sharp ≈ 4, σ 2 ≈ 1.1, σ 3 ≈ 0.7
 DETAIL_WINDOW = 15  # pixels (at `DETAIL_SIDE`) over which the local detail is averaged to map the blurred region
 REACH = 0.5  # a blurred region is followed this many frames past each side of the face's frame (the hair, the neck)
+BLUR_RATIO = 0.2  # local detail over local contrast under which a pixel is blurred: blurred faces ≈ 0.1, sharp or flat ≥ 0.2 (astronaut, JPEG q85)
 UNSHARP = (2.0, 4.0)  # (σ in pixels, gain) of the unsharp mask under which dlib finds faces blurred by σ 3–6 (at LFW's scale)
 CROP_LIKE = 2.5  # a picture at most this many model sides wide and nearly square may be a face crop itself
 CROP_LIKE_FILL = 0.8  # a face whose frame fills this share of the picture's shorter side: the picture is a face crop
@@ -149,6 +150,15 @@ def detail(
     "Local detail: |grey − its σ = 1 Gaussian blur| averaged over `DETAIL_WINDOW` pixels, in 8-bit levels [H, W]; low where blurred."
     g = rgb.astype(np.float32).mean(-1)
     return ndi.uniform_filter(np.abs(g - ndi.gaussian_filter(g, 1.0)), DETAIL_WINDOW)
+
+
+def blur_map(
+    rgb: np.ndarray,  # uint8 [H, W, 3], at LFW's scale
+) -> np.ndarray:
+    "Where the picture is blurred, bool [H, W]: fine detail (`detail`) small beside coarse contrast (|grey − its σ = 4 blur|, averaged alike); a flat area, with neither, is not."
+    g = rgb.astype(np.float32).mean(-1)
+    coarse = ndi.uniform_filter(np.abs(g - ndi.gaussian_filter(g, 4.0)), DETAIL_WINDOW)
+    return detail(rgb) < BLUR_RATIO * coarse
 
 
 def fit_square(
@@ -176,7 +186,7 @@ def blurred_face(
     rgb: np.ndarray,  # the photo, uint8 [H, W, 3]
     face: tuple[float, float, float],  # (centre column, centre row, side) of a face box
 ) -> Face | None:
-    "The face as a `Face` if its LFW frame is blurred (`BLUR_DETAIL`); its box the blurred region that holds the frame's blurred part, followed up to `REACH` frames past it."
+    "The face as a `Face` if its LFW frame is blurred (`BLUR_DETAIL`); its box the blurred region (`blur_map`) that holds most of the frame's blurred part, followed up to `REACH` frames past it."
     h, w = rgb.shape[:2]
     left, top, s = fit_square(lfw_crop_box(face, DETAIL_SIDE), w, h)
     if detail(resize(rgb[top:top + s, left:left + s], DETAIL_SIDE, Image.BICUBIC)).mean() >= BLUR_DETAIL:
@@ -185,10 +195,12 @@ def blurred_face(
     x0, y0, x1, y1 = max(0, left - reach), max(0, top - reach), min(w, left + s + reach), min(h, top + s + reach)
     k = DETAIL_SIDE / s  # detail is measured at LFW's scale
     size = (max(1, round((x1 - x0) * k)), max(1, round((y1 - y0) * k)))
-    regions, _ = ndi.label(detail(np.asarray(Image.fromarray(rgb[y0:y1, x0:x1]).resize(size, Image.BICUBIC))) < BLUR_DETAIL)
+    regions, _ = ndi.label(blur_map(np.asarray(Image.fromarray(rgb[y0:y1, x0:x1]).resize(size, Image.BICUBIC))))
     fx, fy = round((left - x0) * k), round((top - y0) * k)
     in_frame = regions[fy:fy + DETAIL_SIDE, fx:fx + DETAIL_SIDE]
     labels, counts = np.unique(in_frame[in_frame > 0], return_counts=True)
+    if not len(labels):  # blurred on the whole, yet no part maps as blurred: the frame is the region
+        return Face("blur", (left, top, s, s), face=face)
     rows, cols = np.nonzero(regions == labels[counts.argmax()])  # the region with most of the frame's blurred pixels
     bx, by = x0 + int(cols.min() / k), y0 + int(rows.min() / k)
     return Face("blur", (bx, by, min(w, x0 + round((cols.max() + 1) / k)) - bx, min(h, y0 + round((rows.max() + 1) / k)) - by),
@@ -301,11 +313,12 @@ def tile_frames(
     if face.obfuscation != "blur":
         return [frame]
 
-    def starts(start, extent, at, limit):  # starts along one axis: `at`, and others spaced ≤ 3/4 of a side over the box
+    def starts(start, extent, at, limit):  # along one axis: `at`, the box's two ends, and between them ≤ 3/4 of a side apart
         lo, hi = (min(max(0, v), limit - s) for v in (start, start + extent - s))
         n = 1 + max(0, -(-4 * (hi - lo) // (3 * s)))
-        spaced = {round(lo + i * (hi - lo) / max(1, n - 1)) for i in range(n)}
-        return sorted({at} | {p for p in spaced if abs(p - at) > s // 4})
+        between = {round(lo + i * (hi - lo) / max(1, n - 1)) for i in range(1, n - 1)}
+        ends = {p for p, past in ((lo, lo < at), (hi, hi > at)) if past}  # where the box reaches past the frame
+        return sorted({at} | ends | {p for p in between if abs(p - at) > s // 4})
 
     x, y, w, h = face.box
     return [(c, r, s) for r in starts(y, h, top, height) for c in starts(x, w, left, width)]
@@ -326,7 +339,7 @@ def feathered_mask(
     if face.obfuscation == "blur" and not face.given:
         small = np.asarray(Image.fromarray(rgb[y0:y1, x0:x1]).resize(
             (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))), Image.BICUBIC))
-        blurred = Image.fromarray(ndi.binary_fill_holes(detail(small) < BLUR_DETAIL))
+        blurred = Image.fromarray(ndi.binary_fill_holes(blur_map(small)))
         inside &= np.asarray(blurred.resize((x1 - x0, y1 - y0), Image.NEAREST))
     feather = max(2.0, face.block / 2 if face.block else DETAIL_SIDE / 16 / scale)
     padded = np.pad(inside, 1)  # outside the area counts as outside the region...
@@ -355,7 +368,9 @@ def restore_face(
     x1, y1 = max(t[0] + t[2] for t in tiles), max(t[1] + t[2] for t in tiles)
     resample = Image.NEAREST if face.obfuscation == "pixelate" else Image.BICUBIC  # a mosaic stays whole blocks
     s = frame[2]
-    tent = np.minimum(np.arange(1, s + 1), np.arange(s, 0, -1)) / s  # overlapping tiles blend, each trusted most at its centre
+    edge = np.minimum(np.arange(1, s + 1), np.arange(s, 0, -1)) / s  # distance to the square's edge, in sides
+    own = np.minimum(edge * 8, 1)  # the face's own frame is trusted wholly but for an eighth of a side at its edges...
+    rest = 0.02 * edge  # ...the other squares (faces off centre: a worse guess) fill in past it
     change, weights = np.zeros((y1 - y0, x1 - x0, 3), np.float32), np.zeros((y1 - y0, x1 - x0, 1), np.float32)
     for left, top, _ in tiles:
         x = resize(rgb[top:top + s, left:left + s], side, resample)
@@ -363,7 +378,7 @@ def restore_face(
         if (left, top) == frame[:2]:
             shown = x, y
         at = slice(top - y0, top - y0 + s), slice(left - x0, left - x0 + s)
-        w = np.outer(tent, tent)[..., None]
+        w = np.outer(*[own if (left, top) == frame[:2] else rest] * 2)[..., None]
         change[at] += w * (resize(y.astype(np.float32), s, Image.BICUBIC) - resize(x.astype(np.float32), s, resample))
         weights[at] += w  # on a mosaic, the change is measured from the photo's blocks
     weight = feathered_mask(face, (x0, y0, x1, y1), rgb, side / s)[..., None]
