@@ -95,6 +95,7 @@ def suite_scores(
     faces: Tensor,  # clean faces, uint8 [N, 3, H, W] (see `suite_faces`)
     settings: list[WildSetting] = WILD_SUITE,  # the obfuscations
     lpips: LPIPS | None = None,  # see `score`
+    lpips_faces: int = 100,  # see `score`
     done: dict | None = None,  # earlier results {setting: {method: scores}}: not computed again
     on_result: Callable[[dict], None] | None = None,  # called with the results after each (setting, method)
 ) -> dict[str, dict[str, dict[str, float]]]:
@@ -106,7 +107,7 @@ def suite_scores(
             continue
         x, truth = wild_obfuscate(faces, setting)
         for method in todo:
-            results.setdefault(setting.name, {})[method.name] = score(method.restore(x, truth, setting), faces, lpips)
+            results.setdefault(setting.name, {})[method.name] = score(method.restore(x, truth, setting), faces, lpips, lpips_faces)
             if on_result:
                 on_result(results)
     return results

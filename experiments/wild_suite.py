@@ -2,6 +2,7 @@
 
     python experiments/wild_suite.py --faces 300          # all contenders; resumes from results/wild_suite.json
     python experiments/wild_suite.py --model wiener-skipcae=~/.cache/cae_course/runs/wiener-skipcae-blur/checkpoint.pt
+    python experiments/wild_suite.py --faces 300 --lpips-faces 50 --only input "wiener (told)" wild-blur   # LPIPS too
 
 Contenders: the obfuscated input; Wiener and Lanczos + back-projection told the truth (σ and kernel; block side and
 grid phase), blind (estimating them, chapter 02b) and fixed at the paper's setting; the shipped CAEs named below;
@@ -20,6 +21,7 @@ from common import save_result  # noqa: E402
 
 from cae_course.classical import classical_model  # noqa: E402
 from cae_course.data import load_lfw  # noqa: E402
+from cae_course.lpips_metric import LPIPS  # noqa: E402
 from cae_course.train import load_model  # noqa: E402
 from cae_course.verdict import SUITE_FACES, input_method, model_method, suite_faces, suite_scores, told_control  # noqa: E402
 
@@ -31,12 +33,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", action="append", default=[], help="NAME=SOURCE: a checkpoint or a shipped name")
     parser.add_argument("--faces", type=int, default=SUITE_FACES)
+    parser.add_argument("--lpips-faces", type=int, default=0,
+                        help="also LPIPS on the first N faces, for the scores that lack it (computed again)")
+    parser.add_argument("--only", nargs="*", default=None, help="score only these contenders (names as in the JSON)")
     args = parser.parse_args()
     out = ROOT / "results" / "wild_suite.json"
     earlier = json.loads(out.read_text()) if out.exists() else {"faces": args.faces, "results": {}}
     if earlier["faces"] != args.faces:
         sys.exit(f"{out} holds scores on {earlier['faces']} faces; move it away to score {args.faces}")
     done = earlier["results"]
+    if args.lpips_faces:  # a score without LPIPS is computed again, with it
+        done = {k: {m: v for m, v in ms.items() if "lpips" in v} for k, ms in done.items()}
     methods = [input_method(), told_control("blur"), told_control("pixelate"),
                model_method("wiener (blind)", classical_model("wiener-blind"), "blur"),
                model_method("wiener k9 σ4", classical_model("wiener"), "blur"),
@@ -46,11 +53,21 @@ def main() -> None:
         model, cfg = load_model(Path(source).expanduser() if "/" in source else source)
         methods.append(model_method(name, model, cfg.obfuscation))
     what = ("mean PSNR (dB) / SSIM on [0, 1] of every contender on every wild-suite setting of its obfuscation, "
-            f"on {args.faces} test faces picked by torch.randperm (seed 7); inputs 8-bit PNG or JPEG q75")
-    save = lambda results: save_result("wild_suite", {"what": what, "faces": args.faces, "results": results},
+            f"on {args.faces} test faces picked by torch.randperm (seed 7); inputs 8-bit PNG or JPEG q75; where a score "
+            "has 'lpips', LPIPS (VGG16, lower is closer) on the first `lpips_faces` of those faces")
+    lpips_faces = args.lpips_faces or earlier.get("lpips_faces")
+    merged = lambda results: {k: {**earlier["results"].get(k, {}), **results.get(k, {})}  # nothing scored before is lost
+                              for k in {**earlier["results"], **results}}
+    save = lambda results: save_result("wild_suite", {"what": what, "faces": args.faces, "lpips_faces": lpips_faces,
+                                                     "results": merged(results)},
                                        ROOT / "results", show=False)
     log = lambda results: (save(results), print(f"{sum(map(len, results.values()))} scores", flush=True))
-    save(suite_scores(methods, suite_faces(load_lfw(), args.faces), done=done, on_result=log))
+    if args.only is not None:
+        methods = [m for m in methods if m.name in args.only]
+    lpips = LPIPS() if args.lpips_faces else None
+    results = suite_scores(methods, suite_faces(load_lfw(), args.faces), lpips=lpips, lpips_faces=args.lpips_faces,
+                           done=done, on_result=log)
+    save(results)
 
 
 if __name__ == "__main__":
