@@ -5,13 +5,13 @@
 # %% ../nbs/09h_inplace.ipynb #a2e5c756
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage as ndi
 
+from .fronts import estimate_blur
 from .photo import DETECT_SIDE, LFW_FACE_BOX, Picture, face_boxes, lfw_crop_box
 
 # %% auto #0
@@ -422,11 +422,6 @@ def face_report(
         entry.update(block=face.block, phase=list(face.phase))
     if face.obfuscation == "blur":
         entry["detail"] = round(float(detail(x).mean()), 3)  # mean local detail at LFW's scale
-        if "torch" in sys.modules:  # PyTorch is loaded anyway (a PyTorch model): σ estimated as chapter 02b does, in the photo's pixels
-            import torch
-
-            from cae_course.classical import estimate_blur
-
-            k = estimate_blur(torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None].double() / 127.5 - 1)[0]
-            entry["sigma"] = round(float(k[1]) * face.report["frame"][2] / x.shape[0], 2)
+        k = estimate_blur(x.transpose(2, 0, 1)[None] / 127.5 - 1)[0]  # σ as chapter 09i estimates it, in the photo's pixels
+        entry["sigma"] = round(float(k[1]) * face.report["frame"][2] / x.shape[0], 2)
     return {**entry, "model": model, "seconds": round(seconds, 3)}

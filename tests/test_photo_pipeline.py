@@ -90,7 +90,7 @@ def test_a_photo_comes_back_whole_with_the_face_restored_and_nothing_else_touche
         assert psnr(restored[region], astro[region]) > psnr(pixels[region], astro[region]) + 1
         assert np.array_equal(restored[outside(pixels.shape, MOSAIC_BOX)], pixels[outside(pixels.shape, MOSAIC_BOX)])
     else:
-        assert 0 < entry["detail"] < 0.9 and entry["sigma"] > 0  # richardson-lucy runs in PyTorch: σ is estimated
+        assert 0 < entry["detail"] < 0.9 and entry["sigma"] > 0  # σ estimated in NumPy (chapter 09i), in the photo's pixels
 
 
 def test_no_obfuscated_face_is_one_line_and_nothing_written(tmp_path, astro, capsys):
