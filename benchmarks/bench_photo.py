@@ -73,8 +73,9 @@ def wall_seconds(command: list[str], repeats: int, work: Path) -> list[float]:
 
 def stage_seconds(path: Path, repeats: int, work: Path) -> dict[str, float]:
     "Median seconds of each stage of one photo, in this process (models loaded once beforehand)."
-    from cae_course.cli import PNG_LEVEL, image_restorer
-    from cae_course.inplace import DEFAULT_MODELS, find_obfuscated, restore_face
+    from cae_course.cli import image_restorer
+    from cae_course.deobfuscate import DEFAULT_MODELS, PNG_LEVEL
+    from cae_course.inplace import find_obfuscated, restore_face
     from cae_course.photo import read_picture
 
     restorers = {kind: image_restorer(name) for kind, name in DEFAULT_MODELS.items()}

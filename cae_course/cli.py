@@ -19,10 +19,9 @@ from fastcore.docments import docments
 from .config import TrainConfig
 
 # %% auto #0
-__all__ = ['MIN_SIDE', 'MAX_PIXELS', 'PNG_LEVEL', 'field_help', 'add_config_options', 'stop_on_signals', 'train_command',
-           'evaluate_command', 'free_path', 'output_paths', 'runs_in_numpy', 'image_restorer', 'deobfuscate_photo',
-           'deobfuscate_files', 'deobfuscate_command', 'face_box', 'reproduce_command', 'demo_command', 'make_parser',
-           'main']
+__all__ = ['field_help', 'add_config_options', 'stop_on_signals', 'train_command', 'evaluate_command', 'runs_in_numpy',
+           'image_restorer', 'deobfuscate_files', 'deobfuscate_command', 'face_box', 'reproduce_command',
+           'demo_command', 'make_parser', 'main']
 
 # %% ../nbs/07b_cli.ipynb #d0dc744f
 def field_help(cls) -> dict[str, str]:
@@ -101,31 +100,6 @@ def evaluate_command(args) -> int:
     return 0
 
 # %% ../nbs/07b_cli.ipynb #48f08818
-def free_path(
-    folder: Path,  # where the file will go
-    stem: str,  # its name without the suffix
-    suffix: str,  # e.g. ".png"
-    taken: set[Path],  # paths already promised (inputs, earlier outputs of this run); the chosen one joins them
-) -> Path:
-    "`folder/<stem><suffix>`, or `<stem>-2<suffix>`, … : the first that is neither a file there nor in `taken`."
-    target, k = folder / f"{stem}{suffix}", 1
-    while target.resolve() in taken or target.exists():
-        k += 1
-        target = folder / f"{stem}-{k}{suffix}"
-    taken.add(target.resolve())
-    return target
-
-
-def output_paths(
-    paths: list[Path],  # the input images
-    out_dir: Path,  # where the restored photos go
-    taken: set[Path] | None = None,  # paths already promised besides the inputs
-) -> list[Path]:
-    "A new `<stem>.png` in `out_dir` per input (`<stem>-2.png`, … when taken): never an input, never an existing file."
-    taken = {p.resolve() for p in paths} | (taken or set())
-    return [free_path(out_dir, p.stem, ".png", taken) for p in paths]
-
-
 def runs_in_numpy(
     name: str,  # a model's name or a checkpoint's path
 ) -> bool:
@@ -172,58 +146,7 @@ def image_restorer(
 
     return restore, cfg.image_size
 
-# %% ../nbs/07b_cli.ipynb #95ba3d7d
-MIN_SIDE = 16  # pictures narrower or lower than this many pixels hold no face to restore
-MAX_PIXELS = 100_000_000  # larger pictures get one line: mosaics are looked for at full resolution, which would need gigabytes
-PNG_LEVEL = 1  # zlib level of the PNGs written: a 12-megapixel photo in a third of the time of Pillow's 6, for 25% more bytes
-
-
-def deobfuscate_photo(
-    path: Path,  # an image file
-    target: Path,  # where the restored photo goes (a free name)
-    restorer,  # model name → (restore, side), see `image_restorer`
-    model: str | None = None,  # the model for every face; None: `DEFAULT_MODELS` by the obfuscation found
-    boxes: list[tuple[int, int, int, int]] = (),  # faces the user gave, (x, y, w, h)
-    detect: bool = True,  # see `photo_faces`
-    clean: bool = False,  # see `photo_faces`
-    crops: list[Path] | None = None,  # a list to which the 112 px crops written (`<stem>-face<i>.png`) are added; None: no crops
-    taken: set[Path] | None = None,  # names already promised (see `free_path`)
-) -> list[dict]:
-    "Restore every obfuscated face of one photo in place and write the whole photo to `target`; the report's faces. A one-line `ValueError` when none is found."
-    import time
-
-    from PIL import Image
-
-    from cae_course.inplace import DEFAULT_MODELS, face_report, photo_faces, restore_face
-    from cae_course.photo import read_picture
-
-    picture = read_picture(path)
-    rgb = picture.rgb()
-    if min(rgb.shape[:2]) < MIN_SIDE:
-        raise ValueError(f"{path} is too small to hold a face ({rgb.shape[1]}×{rgb.shape[0]} pixels)")
-    if rgb.shape[0] * rgb.shape[1] > MAX_PIXELS:
-        raise ValueError(f"{path} is too large ({rgb.shape[1]}×{rgb.shape[0]} pixels; at most {MAX_PIXELS / 1e6:g} megapixels)")
-    faces = photo_faces(rgb, boxes, detect, clean)
-    if not faces:
-        raise ValueError(f"{path}: no {'' if clean else 'obfuscated '}face found (give one with --box x,y,w,h); nothing written")
-    report = []
-    for i, face in enumerate(faces, 1):
-        name = model or DEFAULT_MODELS[face.obfuscation]
-        restore, side = restorer(name)
-        start = time.perf_counter()
-        x, y = restore_face(picture, rgb, face, restore, side)
-        report.append(face_report(face, name, time.perf_counter() - start, x))
-        if crops is not None:
-            crop = free_path(target.parent, f"{Path(path).stem}-face{i}", ".png", taken if taken is not None else set())
-            with open(crop, "xb") as f:
-                Image.fromarray(y).save(f, format="PNG")
-            crops.append(crop)
-            report[-1]["crop"] = str(crop)
-    with open(target, "xb") as f:  # "x": never over a file, even one made since the name was chosen
-        picture.image().save(f, format="PNG", compress_level=PNG_LEVEL)
-    return report
-
-
+# %% ../nbs/07b_cli.ipynb #1440896e
 def deobfuscate_files(
     model_source: str | Path | None,  # a checkpoint, a shipped or classical model's name; None: chosen per face (`DEFAULT_MODELS`)
     paths: list[str | Path],  # image files
@@ -236,6 +159,8 @@ def deobfuscate_files(
     progress=None,  # called with one line per file as it is done (and errors as they happen); None: silent
 ) -> list[tuple[str, str]]:
     "Restore each photo in place (`deobfuscate_photo`); write the report; returns (input, output or 'error: …') per input, in order."
+    from cae_course.deobfuscate import deobfuscate_photo, free_path, output_paths
+
     out_dir, paths = Path(out_dir), [Path(p) for p in paths]
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"--out {out_dir} is a file, not a folder")

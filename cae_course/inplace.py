@@ -15,18 +15,11 @@ from .fronts import estimate_blur
 from .photo import DETECT_SIDE, LFW_FACE_BOX, Picture, face_boxes, lfw_crop_box
 
 # %% auto #0
-__all__ = ['DEFAULT_MODELS', 'FLAT_LEVEL', 'BLOCK_RANGE', 'TILE', 'FLAT_SHARE', 'MIN_BLOCKS', 'MIN_STEPS', 'OFF_GRID',
-           'EDGE_SAME', 'DETAIL_SIDE', 'BLUR_DETAIL', 'DETAIL_WINDOW', 'REACH', 'BLUR_RATIO', 'UNSHARP', 'CROP_LIKE',
-           'CROP_LIKE_FILL', 'column_steps', 'grid_fit', 'mosaic_span', 'tile_sums', 'Face', 'find_mosaics', 'detail',
-           'blur_map', 'fit_square', 'resize', 'blurred_face', 'unsharp', 'face_candidates', 'find_blurred',
-           'find_obfuscated', 'given_face', 'mosaic_frame', 'face_frame', 'tile_frames', 'feathered_mask',
-           'restore_face', 'photo_faces', 'face_report']
-
-# %% ../nbs/09h_inplace.ipynb #de5c1312
-DEFAULT_MODELS = {  # the obfuscation found on a face → the model that restores it when the command names none
-    "blur": "richardson-lucy",
-    "pixelate": "lanczos-blind",
-}
+__all__ = ['FLAT_LEVEL', 'BLOCK_RANGE', 'TILE', 'FLAT_SHARE', 'MIN_BLOCKS', 'MIN_STEPS', 'OFF_GRID', 'EDGE_SAME', 'DETAIL_SIDE',
+           'BLUR_DETAIL', 'DETAIL_WINDOW', 'REACH', 'BLUR_RATIO', 'UNSHARP', 'CROP_LIKE', 'CROP_LIKE_FILL',
+           'column_steps', 'grid_fit', 'mosaic_span', 'tile_sums', 'Face', 'find_mosaics', 'detail', 'blur_map',
+           'fit_square', 'resize', 'blurred_face', 'unsharp', 'face_candidates', 'find_blurred', 'find_obfuscated',
+           'mosaic_frame', 'face_frame', 'tile_frames', 'feathered_mask', 'restore_face']
 
 # %% ../nbs/09h_inplace.ipynb #05187cd0
 FLAT_LEVEL = 3.0  # 8-bit levels: a difference below this inside a mosaic block is JPEG's ringing, not content
@@ -255,19 +248,6 @@ def find_obfuscated(
     return mosaics + find_blurred(rgb, mosaics)
 
 
-def given_face(
-    rgb: np.ndarray,  # the photo, uint8 [H, W, 3]
-    box: tuple[int, int, int, int],  # (x, y, w, h): where the user says a face is
-) -> Face:
-    "The face in a box the user gives: a mosaic found in it (and a margin), else a blur over the box."
-    x, y, w, h = box
-    margin = max(w, h) // 4
-    x0, y0 = max(0, x - margin), max(0, y - margin)
-    for m in find_mosaics(rgb[y0:y + h + margin, x0:x + w + margin]):
-        (mx, my, mw, mh), (dy, dx) = m.box, m.phase
-        return Face("pixelate", (mx + x0, my + y0, mw, mh), m.block, ((dy + y0) % m.block, (dx + x0) % m.block))
-    return Face("blur", (x, y, w, h), face=(x + w / 2, y + h / 2, max(w, h)), given=True)
-
 # %% ../nbs/09h_inplace.ipynb #c334b06a
 def mosaic_frame(
     face: Face,  # a mosaic
@@ -330,13 +310,13 @@ def feathered_mask(
     rgb: np.ndarray,  # the photo, uint8 [H, W, 3]
     scale: float,  # the model's pixels per photo pixel: a blur is mapped at the model's (LFW's) scale
 ) -> np.ndarray:
-    "Weights in [0, 1] over `area`: 0 outside the obfuscated region (its box; for a blur found, only its blurred part), rising to 1 inside it over a feather (none along the photo's own border: no seam to hide there)."
+    "Weights in [0, 1] over `area`: 0 outside the obfuscated region (its box; for a blur found, only its blurred part; a face crop: all of it), rising to 1 inside it over a feather (none along the photo's own border: no seam to hide there)."
     x0, y0, x1, y1 = area
     height, width = rgb.shape[:2]
     bx, by, bw, bh = face.box
     inside = np.zeros((y1 - y0, x1 - x0), bool)
     inside[max(0, by - y0):max(0, by + bh - y0), max(0, bx - x0):max(0, bx + bw - x0)] = True
-    if face.obfuscation == "blur" and not face.given:
+    if face.obfuscation == "blur" and not face.given and (x1 - x0, y1 - y0) != (width, height):  # a crop: all of it
         small = np.asarray(Image.fromarray(rgb[y0:y1, x0:x1]).resize(
             (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))), Image.BICUBIC))
         blurred = Image.fromarray(ndi.binary_fill_holes(blur_map(small)))
@@ -391,37 +371,3 @@ def restore_face(
     picture.pixels[y0:y1, x0:x1, :c] = np.where(weight > 0, new, region).astype(picture.pixels.dtype)
     face.report.update(frame=list(frame), tiles=len(tiles))
     return shown
-
-# %% ../nbs/09h_inplace.ipynb #94eb70d1
-def photo_faces(
-    rgb,  # the photo, uint8 [H, W, 3]
-    boxes: list[tuple[int, int, int, int]],  # (x, y, w, h) the user gave; empty: find the faces
-    detect: bool = True,  # find the faces; False (and no boxes): the centre square is the face
-    clean: bool = False,  # the photo is not obfuscated (`--obfuscate`): the model obfuscates each face itself
-) -> list:
-    "The faces to restore in a photo: the boxes given (`given_face`), or the obfuscated faces found (`find_obfuscated`)."
-    h, w = rgb.shape[:2]
-    if not boxes and not detect:
-        side = min(w, h)
-        boxes = [((w - side) // 2, (h - side) // 2, side, side)]
-    if clean:
-        faces = [(x + bw / 2, y + bh / 2, max(bw, bh)) for x, y, bw, bh in boxes] or face_boxes(Image.fromarray(rgb))
-        return [Face("none", (0, 0, w, h), face=f) for f in faces]  # the frame is the region: all of it changes
-    return [given_face(rgb, b) for b in boxes] if boxes else find_obfuscated(rgb)
-
-
-def face_report(
-    face,  # a restored `Face`
-    model: str,  # the model that restored it
-    seconds: float,  # how long it took
-    x,  # what the model saw, uint8 [side, side, 3]
-) -> dict:
-    "One face of the report: box, frame, obfuscation found, block side and phase or the blur's measures, model, seconds."
-    entry = {"box": list(face.box), "frame": face.report["frame"], "obfuscation": face.obfuscation}
-    if face.obfuscation == "pixelate":
-        entry.update(block=face.block, phase=list(face.phase))
-    if face.obfuscation == "blur":
-        entry["detail"] = round(float(detail(x).mean()), 3)  # mean local detail at LFW's scale
-        k = estimate_blur(x.transpose(2, 0, 1)[None] / 127.5 - 1)[0]  # σ as chapter 09i estimates it, in the photo's pixels
-        entry["sigma"] = round(float(k[1]) * face.report["frame"][2] / x.shape[0], 2)
-    return {**entry, "model": model, "seconds": round(seconds, 3)}

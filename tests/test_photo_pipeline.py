@@ -9,7 +9,7 @@ from PIL import Image, ImageFilter
 from skimage.data import astronaut
 
 from cae_course.cli import main
-from cae_course.inplace import DEFAULT_MODELS
+from cae_course.deobfuscate import DEFAULT_MODELS
 from cae_course.photo import LFW_FACE_BOX, find_face
 
 MOSAIC_BOX = (160, 50, 130, 150)  # (x, y, w, h) around the astronaut's face
@@ -229,9 +229,9 @@ def test_demo_leaves_out_an_unreadable_photo_and_titles_columns_with_model_names
 
 def test_a_huge_photo_is_one_line(tmp_path, astro, monkeypatch, capsys):
     "Past `MAX_PIXELS` (lowered here) a photo is refused in one line instead of filling the memory."
-    from cae_course import cli
+    from cae_course import deobfuscate
 
-    monkeypatch.setattr(cli, "MAX_PIXELS", 512 * 511)
+    monkeypatch.setattr(deobfuscate, "MAX_PIXELS", 512 * 511)
     Image.fromarray(mosaic(astro)).save(tmp_path / "huge.png")
     assert main(["deobfuscate", str(tmp_path / "huge.png"), "--out", str(tmp_path / "out")]) == 1
     assert capsys.readouterr().err.strip().endswith("huge.png is too large (512×512 pixels; at most 0.261632 megapixels)")
