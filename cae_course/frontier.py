@@ -16,7 +16,7 @@ from .wild import WildSetting, blur_kernel_size, pixelate_grid, quantize8, wild_
 
 # %% auto #0
 __all__ = ['BLUR_SIGMAS', 'BLOCKS', 'DP_BLOCKS', 'DP_EPSILONS', 'DP_NEIGHBOURS', 'FRONTIER_SEED', 'Protection', 'protections',
-           'laplace', 'dp_pixelate', 'protect', 'identification']
+           'laplace', 'dp_pixelate', 'protect', 'identification', 'frontier_figure']
 
 # %% ../nbs/10b_frontier.ipynb #f6345c62
 BLUR_SIGMAS = (2, 4, 6, 8, 12)  # blur σ of the frontier, in pixels of the 112-pixel face (OpenCV's kernel for each)
@@ -102,3 +102,37 @@ def identification(
     out = {f"top{k}": proportion(rank < k) for k in ranks}
     out["chance"] = {f"top{k}": k / len(gallery_codes) for k in ranks}
     return out
+
+# %% ../nbs/10b_frontier.ipynb #a17d957c
+def frontier_figure(
+    results: dict,  # {setting name: {attack: `identification` output}}, as experiments/privacy_frontier.py writes them
+    kind: str,  # "blur", "pixelate" or "dp-pixelate"
+    rank: str = "top1",  # "top1" or "top5"
+    ax=None,  # a matplotlib axis; None: a new figure
+):
+    "Identification against strength for one obfuscation, one line per attack with its interval, the clean rate and chance as lines."
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(6, 4))[1]
+    found = [p for p in protections() if p.kind == kind and p.name in results]
+    groups = sorted({p.epsilon for p in found}, key=lambda e: (e is not None, e)) if kind == "dp-pixelate" else [None]
+    attacks = list(dict.fromkeys(a for p in found for a in results[p.name]))
+    for i, attack in enumerate(attacks):
+        for group, style in zip(groups, ("-", "--", ":")):
+            points = [(p.strength, results[p.name][attack][rank]) for p in found
+                      if attack in results[p.name] and p.epsilon == group]
+            if not points:
+                continue
+            x, r = zip(*sorted(points, key=lambda t: t[0]))
+            rate = [100 * v["rate"] for v in r]
+            err = [[100 * (v["rate"] - v["low"]) for v in r], [100 * (v["high"] - v["rate"]) for v in r]]
+            label = attack if group is None else f"{attack}, ε = {group:g}"
+            ax.errorbar(x, rate, yerr=err, fmt=style, marker="o", ms=3, capsize=2, color=f"C{i}", label=label)
+    if "clean" in results:
+        ax.axhline(100 * results["clean"]["as it is"][rank]["rate"], color="gray", lw=0.8, label="clean faces")
+        ax.axhline(100 * results["clean"]["as it is"]["chance"][rank], color="black", ls=":", lw=0.8, label="chance")
+    ax.set(xlabel="blur σ (pixels)" if kind == "blur" else "block side n (pixels)", ylabel=f"{rank} identification (%)",
+           title={"blur": "Gaussian blur", "pixelate": "pixelation", "dp-pixelate": "DP-Pix (pixelation + Laplace noise)"}[kind],
+           ylim=(-2, 100))
+    ax.legend(fontsize=7)
+    return ax
