@@ -93,6 +93,30 @@ def test_a_photo_comes_back_whole_with_the_face_restored_and_nothing_else_touche
         assert 0 < entry["detail"] < 0.9 and entry["sigma"] > 0  # σ estimated in NumPy (chapter 09i), in the photo's pixels
 
 
+@pytest.mark.parametrize("sigma", [3, 4, 6])
+def test_a_blurred_face_comes_back_a_decibel_closer(tmp_path, astro, face, sigma):
+    "Issue 26's promise on blur (σ 3–6 at LFW's scale, JPEG q85, the default model): the blurred region ≥ 1 dB closer to the original."
+    pixels = jpeg_file(tmp_path / "photo.jpg", blurred(astro, face, sigma))
+    assert main(["deobfuscate", str(tmp_path / "photo.jpg"), "--out", str(tmp_path / "out")]) == 0
+    restored = np.asarray(Image.open(tmp_path / "out" / "photo.png"))
+    x, y, w, h = blur_box(face)
+    region = (slice(y, y + h), slice(x, x + w))
+    assert psnr(restored[region], astro[region]) > psnr(pixels[region], astro[region]) + 1
+
+
+@pytest.mark.parametrize("n, phase", [(6, (2, 4)), (16, (9, 0))])
+def test_a_mosaic_of_any_block_and_grid_comes_back_a_decibel_closer(tmp_path, astro, n, phase):
+    "Issue 26's promise on mosaics (any block side and grid phase, JPEG q85, the default model): ≥ 1 dB closer."
+    pixels = jpeg_file(tmp_path / "photo.jpg", mosaic(astro, MOSAIC_BOX, n, phase))
+    assert main(["deobfuscate", str(tmp_path / "photo.jpg"), "--out", str(tmp_path / "out")]) == 0
+    restored = np.asarray(Image.open(tmp_path / "out" / "photo.png"))
+    [entry] = report(tmp_path / "out")[0]["faces"]
+    assert (entry["block"], entry["phase"]) == (n, list(phase))
+    x, y, w, h = MOSAIC_BOX
+    region = (slice(y, y + h), slice(x, x + w))
+    assert psnr(restored[region], astro[region]) > psnr(pixels[region], astro[region]) + 1
+
+
 def test_no_obfuscated_face_is_one_line_and_nothing_written(tmp_path, astro, capsys):
     "A clean photo: no silent centre crop, no other object; one line, no output, exit status 1."
     Image.fromarray(astro).save(tmp_path / "clean.png")
