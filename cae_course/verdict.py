@@ -131,16 +131,18 @@ def gain_curves(
 
     ax = ax or plt.subplots(figsize=(7, 4))[1]
     settings = [s for s in WILD_SUITE if s.kind == kind and s.name in results]
+    has = lambda s, m: m in results[s.name] and metric in results[s.name][m] and metric in results[s.name]["input"]
     methods = [m for m in dict.fromkeys(k for s in settings for k in results[s.name]) if m != "input"]
+    methods = [m for m in methods if any(has(s, m) for s in settings)]  # e.g. LPIPS, measured for a few contenders
     for i, method in enumerate(methods):
         color = f"C{i}"
         for jpeg, style in ((None, "-"), (75, "--")):
             line = [s for s in settings if s.quality == jpeg and s.kernel_size != 9]  # the paper's k9 σ4 is drawn apart
             pts = [(setting_strength(s), results[s.name][method][metric] - results[s.name]["input"][metric])
-                   for s in line if method in results[s.name]]
+                   for s in line if has(s, method)]
             if pts:
                 ax.plot(*zip(*sorted(pts)), style, marker="o", ms=3, color=color, label=method if jpeg is None else None)
-        paper = [s for s in settings if s.kernel_size == 9 and method in results[s.name]]
+        paper = [s for s in settings if s.kernel_size == 9 and has(s, method)]
         for s in paper:
             ax.plot(s.sigma, results[s.name][method][metric] - results[s.name]["input"][metric], "D",
                     color=color, mfc="white" if s.quality else color, ms=6)
