@@ -26,7 +26,8 @@ from cae_course.train import load_model  # noqa: E402
 from cae_course.verdict import SUITE_FACES, input_method, model_method, suite_faces, suite_scores, told_control  # noqa: E402
 
 SHIPPED = ["cae-pixel-blur", "cae-mixed1-blur", "cae-pixel-pixelate",  # the paper's best specialists by PSNR
-           "wiener-skipcae-blur", "lanczos-skipcae-pixelate"]  # and chapter 05a's refiners
+           "wiener-skipcae-blur", "lanczos-skipcae-pixelate",  # chapter 05a's refiners
+           "wild-blur", "wild-pixelate"]  # and the wild models
 
 
 def main() -> None:
