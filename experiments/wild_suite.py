@@ -51,6 +51,8 @@ def main() -> None:
                model_method("lanczos (blind)", classical_model("lanczos-blind"), "pixelate"),
                model_method("lanczos n8", classical_model("lanczos"), "pixelate")]
     for name, source in [(n, n) for n in SHIPPED] + [spec.split("=", 1) for spec in args.model]:
+        if args.only is not None and name not in args.only:
+            continue
         model, cfg = load_model(Path(source).expanduser() if "/" in source else source)
         methods.append(model_method(name, model, cfg.obfuscation))
     what = ("mean PSNR (dB) / SSIM on [0, 1] of every contender on every wild-suite setting of its obfuscation, "
