@@ -16,14 +16,25 @@ from .inplace import Face, detail, find_mosaics, find_obfuscated, restore_face
 from .photo import face_boxes, read_picture
 
 # %% auto #0
-__all__ = ['DEFAULT_MODELS', 'MIN_SIDE', 'MAX_PIXELS', 'PNG_LEVEL', 'given_face', 'photo_faces', 'face_report', 'free_path',
-           'output_paths', 'deobfuscate_photo']
+__all__ = ['DEFAULT_MODELS', 'LOSSY_FORMATS', 'MIN_SIDE', 'MAX_PIXELS', 'PNG_LEVEL', 'storage', 'given_face', 'photo_faces',
+           'face_report', 'free_path', 'output_paths', 'deobfuscate_photo']
 
 # %% ../nbs/09j_deobfuscate.ipynb #de5c1312
-DEFAULT_MODELS = {  # the obfuscation found on a face → the model that restores it when the command names none
-    "blur": "richardson-lucy",
-    "pixelate": "lanczos-blind",
+DEFAULT_MODELS = {  # (the obfuscation found on a face, how the photo is stored) → its model when the command names none
+    ("blur", "lossy"): "wild-blur",
+    ("blur", "lossless"): "richardson-lucy",
+    ("pixelate", "lossy"): "wild-pixelate",
+    ("pixelate", "lossless"): "wild-pixelate",
 }
+LOSSY_FORMATS = {"JPEG", "MPO", "WEBP"}  # Pillow's names of the formats whose files hold compression noise (MPO: phones' JPEG)
+
+
+def storage(
+    path: Path,  # an image file
+) -> str:
+    "'lossy' for a JPEG (or WebP) file, else 'lossless': the second key of `DEFAULT_MODELS`."
+    with Image.open(path) as img:
+        return "lossy" if img.format in LOSSY_FORMATS else "lossless"
 
 # %% ../nbs/09j_deobfuscate.ipynb #aa81f252
 def given_face(
@@ -108,7 +119,7 @@ def deobfuscate_photo(
     path: Path,  # an image file
     target: Path,  # where the restored photo goes (a free name)
     restorer,  # model name → (restore, side), see `cae_course.cli.image_restorer`
-    model: str | None = None,  # the model for every face; None: `DEFAULT_MODELS` by the obfuscation found
+    model: str | None = None,  # the model for every face; None: `DEFAULT_MODELS` by the obfuscation found and the file's kind
     boxes: list[tuple[int, int, int, int]] = (),  # faces the user gave, (x, y, w, h)
     detect: bool = True,  # see `photo_faces`
     clean: bool = False,  # see `photo_faces`
@@ -116,7 +127,7 @@ def deobfuscate_photo(
     taken: set[Path] | None = None,  # names already promised (see `free_path`)
 ) -> list[dict]:
     "Restore every obfuscated face of one photo in place and write the whole photo to `target`; the report's faces. A one-line `ValueError` when none is found."
-    picture = read_picture(path)
+    picture, stored = read_picture(path), storage(path)
     rgb = picture.rgb()
     if min(rgb.shape[:2]) < MIN_SIDE:
         raise ValueError(f"{path} is too small to hold a face ({rgb.shape[1]}×{rgb.shape[0]} pixels)")
@@ -127,7 +138,7 @@ def deobfuscate_photo(
         raise ValueError(f"{path}: no {'' if clean else 'obfuscated '}face found (give one with --box x,y,w,h); nothing written")
     report = []
     for i, face in enumerate(faces, 1):
-        name = model or DEFAULT_MODELS[face.obfuscation]
+        name = model or DEFAULT_MODELS[face.obfuscation, stored]
         restore, side = restorer(name)
         start = time.perf_counter()
         x, y = restore_face(picture, rgb, face, restore, side)
