@@ -2,7 +2,8 @@
 
     python experiments/wild_suite.py --faces 300          # all contenders; resumes from results/wild_suite.json
     python experiments/wild_suite.py --model wiener-skipcae=~/.cache/cae_course/runs/wiener-skipcae-blur/checkpoint.pt
-    python experiments/wild_suite.py --faces 300 --lpips-faces 50 --only input "wiener (told)" wild-blur   # LPIPS too
+    python experiments/wild_suite.py --faces 300 --lpips-faces 50 --only input "wiener (told)" wild-blur \
+        --settings blur-s2 blur-s4-jpeg75                      # LPIPS too, for a few contenders and settings
 
 Contenders: the obfuscated input; Wiener and Lanczos + back-projection told the truth (σ and kernel; block side and
 grid phase), blind (estimating them, chapter 02b) and fixed at the paper's setting; the shipped CAEs named below;
@@ -23,6 +24,7 @@ from cae_course.classical import classical_model  # noqa: E402
 from cae_course.data import load_lfw  # noqa: E402
 from cae_course.lpips_metric import LPIPS  # noqa: E402
 from cae_course.train import load_model  # noqa: E402
+from cae_course.wild import WILD_SUITE  # noqa: E402
 from cae_course.verdict import SUITE_FACES, input_method, model_method, suite_faces, suite_scores, told_control  # noqa: E402
 
 SHIPPED = ["cae-pixel-blur", "cae-mixed1-blur", "cae-pixel-pixelate",  # the paper's best specialists by PSNR
@@ -37,6 +39,7 @@ def main() -> None:
     parser.add_argument("--lpips-faces", type=int, default=0,
                         help="also LPIPS on the first N faces, for the scores that lack it (computed again)")
     parser.add_argument("--only", nargs="*", default=None, help="score only these contenders (names as in the JSON)")
+    parser.add_argument("--settings", nargs="*", default=None, help="score only these settings of the suite (e.g. blur-s2)")
     args = parser.parse_args()
     out = ROOT / "results" / "wild_suite.json"
     earlier = json.loads(out.read_text()) if out.exists() else {"faces": args.faces, "results": {}}
@@ -68,8 +71,9 @@ def main() -> None:
     if args.only is not None:
         methods = [m for m in methods if m.name in args.only]
     lpips = LPIPS() if args.lpips_faces else None
-    results = suite_scores(methods, suite_faces(load_lfw(), args.faces), lpips=lpips, lpips_faces=args.lpips_faces,
-                           done=done, on_result=log)
+    settings = [s for s in WILD_SUITE if args.settings is None or s.name in args.settings]
+    results = suite_scores(methods, suite_faces(load_lfw(), args.faces), settings, lpips=lpips,
+                           lpips_faces=args.lpips_faces, done=done, on_result=log)
     save(results)
 
 
