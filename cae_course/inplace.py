@@ -16,7 +16,7 @@ from .photo import DETECT_SIDE, LFW_FACE_BOX, Picture, face_boxes, lfw_crop_box
 
 # %% auto #0
 __all__ = ['FLAT_LEVEL', 'BLOCK_RANGE', 'TILE', 'FLAT_SHARE', 'MIN_BLOCKS', 'MIN_STEPS', 'OFF_GRID', 'EDGE_SAME', 'DETAIL_SIDE',
-           'BLUR_DETAIL', 'DETAIL_WINDOW', 'REACH', 'BLUR_RATIO', 'UNSHARP', 'CROP_LIKE', 'CROP_LIKE_FILL',
+           'BLUR_DETAIL', 'DETAIL_WINDOW', 'REACH', 'FEATHER', 'BLUR_RATIO', 'UNSHARP', 'CROP_LIKE', 'CROP_LIKE_FILL',
            'column_steps', 'grid_fit', 'mosaic_span', 'tile_sums', 'Face', 'find_mosaics', 'detail', 'blur_map',
            'fit_square', 'resize', 'blurred_face', 'unsharp', 'face_candidates', 'find_blurred', 'find_obfuscated',
            'mosaic_frame', 'face_frame', 'tile_frames', 'feathered_mask', 'restore_face']
@@ -131,6 +131,7 @@ DETAIL_SIDE = 112  # blur is measured on a face framed like LFW's 112-pixel crop
 BLUR_DETAIL = 0.9  # mean |frame − its σ = 1 Gaussian| (8-bit levels) under which a face counts as blurred: sharp ≈ 4, σ 2 ≈ 1.1, σ 3 ≈ 0.7
 DETAIL_WINDOW = 15  # pixels (at `DETAIL_SIDE`) over which the local detail is averaged to map the blurred region
 REACH = 0.5  # a blurred region is followed this many frames past each side of the face's frame (the hair, the neck)
+FEATHER = 1 / 8  # of the frame's side: the ramp over which a blur's restoration fades in (it hides the ringing at the blur's hard edge)
 BLUR_RATIO = 0.2  # local detail over local contrast under which a pixel is blurred: blurred faces ≈ 0.1, sharp or flat ≥ 0.2 (astronaut, JPEG q85)
 UNSHARP = (2.0, 4.0)  # (σ in pixels, gain) of the unsharp mask under which dlib finds faces blurred by σ 3–6 (at LFW's scale)
 CROP_LIKE = 2.5  # a picture at most this many model sides wide and nearly square may be a face crop itself
@@ -321,7 +322,7 @@ def feathered_mask(
             (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))), Image.BICUBIC))
         blurred = Image.fromarray(ndi.binary_fill_holes(blur_map(small)))
         inside &= np.asarray(blurred.resize((x1 - x0, y1 - y0), Image.NEAREST))
-    feather = max(2.0, face.block / 2 if face.block else DETAIL_SIDE / 16 / scale)
+    feather = 2.0 if face.block else max(2.0, FEATHER * DETAIL_SIDE / scale)  # a mosaic's edge is a hard edge already
     padded = np.pad(inside, 1)  # outside the area counts as outside the region...
     for edge, at_border in ((0, y0 == 0), (-1, y1 >= height)):
         if at_border:  # ...except beyond the photo's border
