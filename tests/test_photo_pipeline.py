@@ -151,6 +151,11 @@ def test_a_phone_photo_is_turned_upright_by_its_exif_orientation(tmp_path, astro
     assert np.asarray(Image.open(tmp_path / "out" / "phone.png")).shape == astro.shape  # upright
     [entry] = report(tmp_path / "out")[0]["faces"]
     assert entry["block"] == 11 and abs(entry["box"][0] - MOSAIC_BOX[0]) <= 11 and abs(entry["box"][1] - MOSAIC_BOX[1]) <= 11
+    upright = np.rot90(np.asarray(Image.open(tmp_path / "phone.jpg")), -1)  # the file's pixels, turned as a viewer turns them
+    x, y, w, h = MOSAIC_BOX
+    region = (slice(y, y + h), slice(x, x + w))
+    restored = np.asarray(Image.open(tmp_path / "out" / "phone.png"))
+    assert psnr(restored[region], astro[region]) > psnr(upright[region], astro[region]) + 1
 
 
 @pytest.mark.parametrize("mode", ["L", "I;16"])
