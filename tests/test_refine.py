@@ -84,17 +84,18 @@ def test_pack_run_ships_a_finished_run_with_its_scores(lfw, tmp_path):
     assert type(model).__name__ == "Refiner" and not model.training
 
 
-def shipped_refiners() -> list[str]:
+def shipped_refiners(wild: bool) -> list[str]:
+    "The shipped refiners: the specialists of chapter 05a (wild=False), or chapter 11's wild models."
     from cae_course.models import MODELS
     from cae_course.shipped import pretrained_info, pretrained_names
 
     return [n for n in pretrained_names() if pretrained_info(n)["config"]["arch"] not in ("cae", "vcae", "rescae", "skipcae")
-            and pretrained_info(n)["config"]["arch"] in MODELS]
+            and pretrained_info(n)["config"]["arch"] in MODELS and pretrained_info(n)["config"].get("wild", False) == wild]
 
 
-@pytest.mark.parametrize("name", shipped_refiners())
+@pytest.mark.parametrize("name", shipped_refiners(wild=False))
 def test_shipped_refiners_beat_their_classical_front(lfw, name):
-    "On the gate's 32 test faces, in 8-bit weights: clearly better than the classical method the refiner starts from."
+    "On the gate's 32 test faces, in 8-bit weights, at the setting it was made for: clearly better than the classical method the refiner starts from."
     from cae_course.shipped import pretrained_info
 
     info = pretrained_info(name)
@@ -105,3 +106,20 @@ def test_shipped_refiners_beat_their_classical_front(lfw, name):
     learned, control = evaluate(model, faces, cfg), evaluate(classical_model(model.front), faces, cfg)
     assert learned["psnr"] > control["psnr"] + 0.3, (learned, control)
     assert learned["ssim"] > control["ssim"], (learned, control)
+
+
+@pytest.mark.parametrize("name,setting", [("wild-blur", "blur-s4-jpeg75"), ("wild-pixelate", "pixelate-n12")])
+def test_wild_models_beat_their_blind_front_away_from_the_paper(lfw, name, setting):
+    "On 32 test faces of chapter 11's suite (a JPEG'd σ 4 blur; 12-pixel blocks at random grid phases): clearly past the input and the blind front."
+    from cae_course.data import denormalize
+    from cae_course.metrics import psnr
+    from cae_course.shipped import pretrained_names
+    from cae_course.wild import wild_obfuscate
+
+    assert name in shipped_refiners(wild=True) == sorted(n for n in pretrained_names() if n.startswith("wild-"))
+    model, faces = pretrained(name), split_faces(lfw, "test", 32)
+    x, _ = wild_obfuscate(faces, setting)
+    with torch.no_grad():
+        learned, front = model(x), classical_model(model.front)(x)
+    score = lambda y: psnr(denormalize(y).clamp(0, 1), faces.float() / 255).mean().item()
+    assert score(learned) > score(front) + 0.5 and score(learned) > score(x) + 0.5, (score(learned), score(front), score(x))
