@@ -76,7 +76,7 @@ def train_command(args) -> int:
     faces = load_lfw(args.data)
     alone = int(os.environ.get("WORLD_SIZE", 1)) == 1  # under torchrun, ranks caught at different steps would hang
     with stop_on_signals() if alone else contextlib.nullcontext() as should_stop:
-        run = fit(cfg, faces, out_dir=args.out, resume=args.resume, should_stop=should_stop)
+        run = fit(cfg, faces, out_dir=args.out, resume=args.resume, should_stop=should_stop, start_from=args.start_from)
     if run.stopped:
         print(f"stopped after epoch {len(run.history)}; continue with the same command and --resume", file=sys.stderr)
     if run.history and int(os.environ.get("RANK", 0)) == 0:
@@ -90,7 +90,7 @@ def evaluate_command(args) -> int:
     from cae_course.train import evaluate, load_model
 
     model, cfg = load_model(args.model, default_device())
-    images = split_faces(load_lfw(args.data), args.split, args.n, cfg.image_size, cfg.seed)
+    images = split_faces(load_lfw(args.data), args.split, args.n, cfg.image_size, cfg.seed, cfg.split)
     result = {"model": str(args.model), "split": args.split, "images": len(images), **evaluate(model, images, cfg),
               "config": dataclasses.asdict(cfg)}
     text = json.dumps(result, indent=2)
@@ -268,6 +268,7 @@ def make_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", help="LFW archive or folder (default: $CAE_COURSE_LFW, the cache, or download)")
     train.add_argument("--out", required=True, help="output folder: checkpoint.pt, history.json, samples/")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    train.add_argument("--start-from", metavar="MODEL", help="fine-tune: start from this checkpoint or shipped model's weights (same --arch)")
     train.set_defaults(run=train_command)
 
     model_help = "a checkpoint.pt written by train, or the name of a shipped model (cae-course demo --list)"

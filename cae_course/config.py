@@ -27,6 +27,7 @@ class TrainConfig:
     kernel_size: int = 9  # Gaussian blur kernel side
     block: int = 8  # pixelation block side, in pixels
     eight_bit: bool = False  # round the obfuscated input to 8 bits, as a stored image file holds it (chapter 02a)
+    protection: str | None = None  # train and validate on one of chapter 10b's `protections()` (e.g. "blur-s12"), not `obfuscation`'s parameters
     wild: bool = False  # train on obfuscation as found (`wild_pair`, chapter 02a); validation stays at the configured one
     epochs: int = 15  # passes over the training faces
     batch_size: int = 8  # faces per step
@@ -34,6 +35,7 @@ class TrainConfig:
     schedule: str = "constant"  # learning-rate schedule: "constant" (the paper) or "onecycle" (warm up, then anneal)
     weight_decay: float = 1e-5  # L2 penalty (Adam's weight_decay, as in the paper)
     seed: int = 0  # initialisation, data order and the data split
+    split: str = "image"  # "image": the paper's split, by image; "identity": no person in two splits (chapter 10a's attackers)
     n_train: int | None = None  # use only the first n training faces; None: all 7,620
     n_valid: int | None = None  # validate on the first n validation faces; None: all 1,905
     image_size: int = 112  # side of the centre crop the model sees

@@ -383,9 +383,12 @@ def split_faces(
     n: int | None = None,  # only the first n faces of the split; None: all of it
     image_size: int = LFW_CROP,  # side of the centre crop to keep
     seed: int = 0,  # the split's seed (see `split_indices`)
+    by: str = "image",  # "image": the paper's split; "identity": no person in two splits (chapter 10a)
 ) -> torch.Tensor:
-    "The faces of one split of the paper's split, centre-cropped: uint8 [N, 3, image_size, image_size], contiguous."
+    "The faces of one split, centre-cropped: uint8 [N, 3, image_size, image_size], contiguous."
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-    idx = split_indices(len(faces), seed=seed)[SPLITS.index(split)][:n]
+    if by not in ("image", "identity"):
+        raise ValueError(f"split by 'image' or 'identity', not {by!r}")
+    idx = split_indices(len(faces), seed=seed, groups=faces.names if by == "identity" else None)[SPLITS.index(split)][:n]
     return center_crop(faces.images[idx], image_size).contiguous()

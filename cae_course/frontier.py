@@ -16,7 +16,7 @@ from .wild import WildSetting, blur_kernel_size, pixelate_grid, quantize8, wild_
 
 # %% auto #0
 __all__ = ['BLUR_SIGMAS', 'BLOCKS', 'DP_BLOCKS', 'DP_EPSILONS', 'DP_NEIGHBOURS', 'FRONTIER_SEED', 'Protection', 'protections',
-           'laplace', 'dp_pixelate', 'protect', 'identification', 'frontier_figure']
+           'protection_named', 'laplace', 'dp_pixelate', 'protect', 'identification', 'frontier_figure']
 
 # %% ../nbs/10b_frontier.ipynb #f6345c62
 BLUR_SIGMAS = (2, 4, 6, 8, 12)  # blur σ of the frontier, in pixels of the 112-pixel face (OpenCV's kernel for each)
@@ -46,6 +46,16 @@ def protections() -> list[Protection]:
     return ([Protection("clean", "clean")] + [Protection(f"blur-s{s:g}", "blur", s) for s in BLUR_SIGMAS]
             + [Protection(f"pixelate-n{n}", "pixelate", n) for n in BLOCKS]
             + [Protection(f"dp-pixelate-n{n}-e{e:g}", "dp-pixelate", n, e) for n in DP_BLOCKS for e in DP_EPSILONS])
+
+
+def protection_named(
+    name: str,  # a `Protection.name`, e.g. "blur-s12" or "dp-pixelate-n16-e1"
+) -> Protection:
+    "The frontier's setting of that name (what a `TrainConfig.protection` run trains on)."
+    found = {p.name: p for p in protections()}
+    if name not in found:
+        raise ValueError(f"unknown protection {name!r}; choose one of {', '.join(found)}")
+    return found[name]
 
 
 def laplace(

@@ -25,6 +25,7 @@ from .config import TrainConfig
 from .cores import FreeCores, use_free_cores
 from .data import LFW, default_device, denormalize, load_lfw, normalize, split_faces
 from .display import image_grid
+from .frontier import FRONTIER_SEED, protect, protection_named
 from .engine import autocast, engine_mode, to_layout
 from .losses import make_loss
 from .metrics import psnr, ssim
@@ -42,20 +43,23 @@ __all__ = ['prepare_faces', 'make_batch', 'progress_file', 'NonFiniteLossError',
 # %% ../nbs/07_train.ipynb #11c95cfa
 def prepare_faces(
     faces: LFW,  # the face set from `load_lfw`
-    cfg: TrainConfig,  # uses seed, n_train, n_valid and image_size
+    cfg: TrainConfig,  # uses seed, split, n_train, n_valid and image_size
     device: torch.device | str,  # where training runs
 ) -> tuple[Tensor, Tensor]:
-    "The training and validation faces as uint8 tensors [N, 3, S, S] on `device` (the paper's split, by image)."
-    pick = lambda split, n: split_faces(faces, split, n, cfg.image_size, cfg.seed).to(device)
+    "The training and validation faces as uint8 tensors [N, 3, S, S] on `device`  (`cfg.split`: by image, or by identity)."
+    pick = lambda split, n: split_faces(faces, split, n, cfg.image_size, cfg.seed, cfg.split).to(device)
     return pick("train", cfg.n_train), pick("valid", cfg.n_valid)
 
 
 def make_batch(
     images: Tensor,  # uint8 faces [B, 3, S, S] on the training device
     cfg: TrainConfig,  # which obfuscation, with which parameters, and whether the input is rounded to 8 bits
-    training: bool = False,  # a training batch: a `cfg.wild` run draws each face's obfuscation (`wild_pair`)
+    training: bool = False,  # a training batch: a `cfg.wild` run draws each face's obfuscation (`wild_pair`), a `cfg.protection` run its grid phases and noise
 ) -> tuple[Tensor, Tensor]:
-    "The model's input (obfuscated, 8-bit if `cfg.eight_bit`) and target (clean), both normalised to [-1, 1]."
+    "The model's input (obfuscated, 8-bit if `cfg.eight_bit` or `cfg.protection`) and target (clean), both normalised to [-1, 1]."
+    if cfg.protection:
+        seed = int(torch.randint(2**31 - 1, ())) if training else FRONTIER_SEED + 1  # validation: the same draw each epoch
+        return protect(images.cpu(), protection_named(cfg.protection), seed)[0].to(images.device), normalize(images)
     if training and cfg.wild:
         return wild_pair(normalize(images), cfg.obfuscation)
     clean = images.float() / 255
