@@ -16,7 +16,8 @@ from .wild import WildSetting, blur_kernel_size, pixelate_grid, quantize8, wild_
 
 # %% auto #0
 __all__ = ['BLUR_SIGMAS', 'BLOCKS', 'DP_BLOCKS', 'DP_EPSILONS', 'DP_NEIGHBOURS', 'FRONTIER_SEED', 'Protection', 'protections',
-           'protection_named', 'laplace', 'dp_pixelate', 'protect', 'identification', 'frontier_figure']
+           'protection_named', 'laplace', 'dp_pixelate', 'protect', 'identification', 'frontier_figure',
+           'strongest_attack', 'weakest_protection']
 
 # %% ../nbs/10b_frontier.ipynb #f6345c62
 BLUR_SIGMAS = (2, 4, 6, 8, 12)  # blur σ of the frontier, in pixels of the 112-pixel face (OpenCV's kernel for each)
@@ -146,3 +147,28 @@ def frontier_figure(
            ylim=(-2, 100))
     ax.legend(fontsize=7)
     return ax
+
+# %% ../nbs/10b_frontier.ipynb #be518ab4
+def strongest_attack(
+    results: dict,  # {setting name: {attack: `identification` output}}
+    name: str,  # one setting
+    rank: str = "top1",  # "top1" or "top5"
+) -> tuple[str, dict]:
+    "The attack with the highest identification rate at that setting, and its scores."
+    return max(results[name].items(), key=lambda item: item[1][rank]["rate"])
+
+
+def weakest_protection(
+    results: dict,  # {setting name: {attack: `identification` output}}
+    kind: str,  # "blur", "pixelate" or "dp-pixelate"
+    margin: float = 0.01,  # how far above chance the strongest attack may stay (0.01: one percentage point)
+    rank: str = "top1",  # "top1" or "top5"
+) -> Protection | None:
+    "The weakest setting of `kind` at which the strongest attack stays within `margin` of chance; None if no measured one does."
+    measured = sorted((p for p in protections() if p.kind == kind and p.name in results),
+                      key=lambda p: (p.strength, -(p.epsilon or 0)))
+    for p in measured:
+        _, best = strongest_attack(results, p.name, rank)
+        if best[rank]["rate"] <= best["chance"][rank] + margin:
+            return p
+    return None

@@ -13,7 +13,8 @@ same way, other grid phases and noise); and any trained attacker named with --at
 The wild models are the shipped ones unless --wild KIND=SOURCE names others: the shipped ones were trained on the
 paper's by-image split, which holds about 60 % of these probe photos, so for the committed frontier they are to be
 retrained on the training identities (as experiments/privacy.py does) and given here.
-Writes results/privacy_frontier.json after every (setting, attack), with the command, the machine and the date.
+Writes results/privacy_frontier.json after every (setting, attack), with the command, the machine and the date,
+and results/privacy_frontier_examples.pt: the faces of a few probes after every (setting, attack), uint8.
 """
 import argparse
 import json
@@ -27,10 +28,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import save_result  # noqa: E402
 
-from cae_course.data import denormalize, load_lfw, split_indices  # noqa: E402
+from cae_course.data import denormalize, load_lfw, normalize, split_indices  # noqa: E402
 from cae_course.frontier import FRONTIER_SEED, identification, protect, protections  # noqa: E402
 from cae_course.privacy import FaceEncoder, face_model_versions, gallery_and_probes  # noqa: E402
 from cae_course.shipped import pretrained_names  # noqa: E402
+from cae_course.storage import save_atomic  # noqa: E402
+from cae_course.checkpoint import load_checkpoint  # noqa: E402
 from cae_course.train import load_model  # noqa: E402
 from cae_course.verdict import model_method, told_control  # noqa: E402
 
@@ -42,6 +45,7 @@ def main() -> None:
     parser.add_argument("--attacker", action="append", default=[], help="SETTING=SOURCE: a model trained for one setting")
     parser.add_argument("--wild", action="append", default=[], help="KIND=SOURCE (blur, pixelate): a wild model to use instead of the shipped one")
     parser.add_argument("--people", type=int, default=None, help="a smoke run: only this many test people")
+    parser.add_argument("--examples", type=int, default=2, help="probes (identified when clean) whose faces are kept for the chapter")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "privacy_frontier.json")
     args = parser.parse_args()
     started = time.perf_counter()
@@ -55,14 +59,23 @@ def main() -> None:
     gallery, probes, truth = gallery_and_probes(names, seed=0)
     gallery_images, probe_images = faces.images[test_idx[gallery]], faces.images[test_idx[probes]]
     out = args.out.expanduser()
+    out.parent.mkdir(parents=True, exist_ok=True)
     earlier = json.loads(out.read_text()) if out.exists() else {}
     results = earlier.get("results", {}) if earlier.get("people") == len(gallery) else {}
     encoder = FaceEncoder()
     codes = lambda x: encoder(denormalize(x).clamp(0, 1))
     gallery_codes = encoder(gallery_images)
+    nearest = torch.cdist(codes(normalize(probe_images)).double(), gallery_codes.double()).argmin(1)
+    shown = (nearest == truth).nonzero().flatten()[:args.examples].tolist()  # probes named correctly when clean
+    examples_path = out.with_name(out.stem + "_examples.pt")
+    examples = torch.load(examples_path, weights_only=True) if examples_path.exists() else {}
+    if examples.get("probes") != [int(test_idx[probes[i]]) for i in shown]:
+        examples = {"probes": [int(test_idx[probes[i]]) for i in shown], "images": {}}
+    as_uint8 = lambda x: (denormalize(x[shown]).clamp(0, 1) * 255).round().to(torch.uint8)
     attackers = dict(spec.split("=", 1) for spec in args.attacker)
     sources = {**WILD, **dict(spec.split("=", 1) for spec in args.wild)}
     sources["dp-pixelate"] = sources["pixelate"]
+    history = lambda source: load_checkpoint(Path(source).expanduser())["history"] if "/" in source else "shipped"
     load = lambda source: load_model(Path(source).expanduser() if "/" in source else source)[0]
     wild = {kind: model_method(source, load(source), "blur" if kind == "blur" else "pixelate")
             for kind, source in sources.items() if "/" in source or source in pretrained_names()}
@@ -73,8 +86,10 @@ def main() -> None:
                     "their probes obfuscated by each setting, as they are and after each attack",
             "people": len(gallery), "probes": len(probes),
             "face_model": face_model_versions(), "seed": FRONTIER_SEED,
-            "settings": [p.__dict__ for p in protections()], "wild_models": {k: m.name for k, m in wild.items()},
-            "attackers": attackers, "seconds": round(time.perf_counter() - started, 1), "results": results,
+            "settings": [p.__dict__ for p in protections()],
+            "wild_models": {k: {"source": sources[k], "history": history(sources[k])} for k in wild},
+            "attackers": {k: {"source": v, "history": history(v)} for k, v in attackers.items()},
+            "seconds": round(time.perf_counter() - started, 1), "results": results,
         }, out.parent, show=False)
 
     for protection in protections():
@@ -98,7 +113,10 @@ def main() -> None:
                 other = protect(gallery_images, protection, seed=FRONTIER_SEED + 1)[0]
                 done[attack] = identification(codes(x), codes(other), truth)
             else:
-                done[attack] = identification(codes(run()), gallery_codes, truth)
+                restored = run()
+                done[attack] = identification(codes(restored), gallery_codes, truth)
+                examples["images"][f"{protection.name}/{attack}"] = as_uint8(restored)
+                save_atomic(examples, examples_path)
             print(f"{protection.name:>22} · {attack:<24} top-1 {done[attack]['top1']['rate']:.3f} "
                   f"top-5 {done[attack]['top5']['rate']:.3f}", flush=True)
             save()

@@ -49,15 +49,17 @@ def test_every_train_option_reaches_the_config(tmp_path, lfw, monkeypatch):
     seen = {}
 
     def fake_fit(cfg, faces, **kwargs):  # record the configuration instead of training
-        seen["cfg"] = cfg
+        seen["cfg"], seen["start_from"] = cfg, kwargs["start_from"]
         return Run(model=None, config=cfg)
 
     monkeypatch.setattr("cae_course.train.fit", fake_fit)  # the command imports it when it runs
     main(["train", "--out", str(tmp_path), "--arch", "rescae", "--loss", "mixed", "--rho", "0.5", "--sigma", "2.5",
-          "--obfuscation", "pixelate", "--block", "4", "--no-bf16", "--lr", "1e-3", *TINY])
+          "--obfuscation", "pixelate", "--block", "4", "--no-bf16", "--lr", "1e-3", "--split", "identity",
+          "--protection", "pixelate-n12", "--start-from", "cae-pixel-pixelate", *TINY])
     cfg = seen["cfg"]
     assert (cfg.arch, cfg.loss, cfg.rho, cfg.sigma, cfg.obfuscation, cfg.block, cfg.bf16, cfg.lr) == (
         "rescae", "mixed", 0.5, 2.5, "pixelate", 4, False, 1e-3)
+    assert (cfg.split, cfg.protection, seen["start_from"]) == ("identity", "pixelate-n12", "cae-pixel-pixelate")
     assert (cfg.n_train, cfg.image_size, cfg.epochs) == (16, 32, 1)
 
 

@@ -11,6 +11,7 @@ from torch import nn
 import cae_course.engine as engine
 import cae_course.train as lib
 from cae_course.config import TrainConfig
+from cae_course.data import split_indices
 from cae_course.engine import engine_mode
 from cae_course.train import NonFiniteLossError, epoch_batches, fit, learning_rate, load_checkpoint, load_model, make_batch
 
@@ -221,6 +222,32 @@ def test_make_batch_obfuscates_the_input_only():
     assert x.shape == y.shape == (4, 3, 32, 32) and y.min() >= -1 and y.max() <= 1
     blocks = x.unfold(2, 8, 8).unfold(3, 8, 8)  # every 8×8 block of the input is flat
     assert torch.allclose(blocks.amax((-1, -2)), blocks.amin((-1, -2)), atol=1e-6)
+
+
+def test_a_protection_run_trains_on_that_frontier_setting_with_fresh_phases():
+    from cae_course.frontier import FRONTIER_SEED, protect, protection_named
+
+    faces = torch.randint(0, 256, (6, 3, 48, 48), dtype=torch.uint8)
+    cfg = TrainConfig(obfuscation="pixelate", protection="dp-pixelate-n16-e1")
+    x, y = make_batch(faces, cfg)  # validation: the same draw every time
+    assert torch.equal(x, protect(faces, protection_named("dp-pixelate-n16-e1"), FRONTIER_SEED + 1)[0])
+    assert torch.equal(y, lib.normalize(faces))
+    torch.manual_seed(0)
+    a, b = make_batch(faces, cfg, training=True)[0], make_batch(faces, cfg, training=True)[0]
+    assert not torch.equal(a, b)  # new noise per training batch
+    torch.manual_seed(0)
+    assert torch.equal(make_batch(faces, cfg, training=True)[0], a)  # from the run's random state: resumable
+    with pytest.raises(ValueError, match="unknown protection 'blur-s99'"):
+        make_batch(faces, TrainConfig(protection="blur-s99"))
+
+
+def test_an_identity_split_run_never_validates_on_a_person_it_trained_on(lfw):
+    train, valid = lib.prepare_faces(lfw, TrainConfig(split="identity", image_size=32), "cpu")
+    groups = split_indices(len(lfw), groups=lfw.names)
+    names = [{lfw.names[i] for i in part.tolist()} for part in groups]
+    assert len(train) == len(groups[0]) and len(valid) == len(groups[1]) and not names[0] & names[1]
+    by_image = lib.prepare_faces(lfw, TrainConfig(image_size=32), "cpu")[0]
+    assert len(by_image) != len(train) or not torch.equal(by_image, train)
 
 
 def test_the_engine_flushes_denormals_on_a_cpu():
