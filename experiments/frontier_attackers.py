@@ -49,7 +49,7 @@ def main() -> None:
     chosen = [p for p in protections() if p.kind != "clean"
               and (args.only is None or p.name in args.only or p.kind in args.only)]
     if args.list:
-        print(" ".join(f"--attacker {p.name}={RUNS / p.name / 'checkpoint.pt'}" for p in chosen
+        print(" ".join(f"--attacker {p.name}=~/.cache/cae_course/frontier/{p.name}/checkpoint.pt" for p in chosen
                        if (RUNS / p.name / "history.json").exists()))
         return
     from cae_course.checkpoint import load_checkpoint
