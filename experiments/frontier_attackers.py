@@ -5,7 +5,7 @@
         --split identity --epochs 2 --schedule onecycle --lr 3e-4
     bash experiments/train_background.sh id-wild-pixelate --arch lanczos-blind-skipcae --obfuscation pixelate \
         --wild --eight-bit --paper --split identity --epochs 2 --schedule onecycle --lr 3e-4
-    # then one attacker per setting (~4 min each on one thread); two queues side by side use both cores:
+    # then one attacker per setting (~3 min each on one thread); two queues side by side use both cores:
     OMP_NUM_THREADS=1 nohup python experiments/frontier_attackers.py --only blur pixelate-n4 ... > a.log 2>&1 &
     python experiments/frontier_attackers.py --list       # the --attacker options for experiments/privacy_frontier.py
 
@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", default=None, help="settings (or kinds: blur, pixelate, dp-pixelate) to train")
     parser.add_argument("--faces", type=int, default=512, help="training faces per epoch")
     parser.add_argument("--valid", type=int, default=128, help="validation faces")
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--list", action="store_true", help="print the finished attackers as --attacker options and exit")
     args = parser.parse_args()
