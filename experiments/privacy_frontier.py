@@ -20,6 +20,7 @@ Writes results/privacy_frontier.json after every (setting, attack), with the com
 and results/privacy_frontier_examples.pt: the faces of a few probes after every (setting, attack), uint8.
 """
 import argparse
+import fcntl
 import json
 import sys
 import time
@@ -51,6 +52,8 @@ def main() -> None:
     parser.add_argument("--gallery-at", nargs="*", default=GALLERY_AT, metavar="SETTING",
                         help="settings at which the obfuscated gallery is tried (it encodes all 1,504 gallery faces once more "
                              "per setting: two thirds of a setting's cost; default: %(default)s)")
+    parser.add_argument("--only", nargs="+", metavar="SETTING", help="only these settings (or kinds: clean, blur, "
+                        "pixelate, dp-pixelate); two processes with different --only share the JSON")
     parser.add_argument("--people", type=int, default=None, help="a smoke run: only this many test people")
     parser.add_argument("--examples", type=int, default=2, help="probes (identified when clean) whose faces are kept for the chapter")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "privacy_frontier.json")
@@ -71,8 +74,14 @@ def main() -> None:
     results = earlier.get("results", {}) if earlier.get("people") == len(gallery) else {}
     encoder = FaceEncoder()
     codes = lambda x: encoder(denormalize(x).clamp(0, 1))
-    gallery_codes = encoder(gallery_images)
-    nearest = torch.cdist(codes(normalize(probe_images)).double(), gallery_codes.double()).argmin(1)
+    cached = Path.home() / ".cache" / "cae_course" / "frontier" / f"clean-codes-{len(gallery)}-{len(probes)}.pt"
+    if cached.exists():  # a restart (to add attackers) need not encode the clean faces again
+        gallery_codes, probe_codes = torch.load(cached, weights_only=True)
+    else:
+        gallery_codes, probe_codes = encoder(gallery_images), codes(normalize(probe_images))
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        save_atomic((gallery_codes, probe_codes), cached)
+    nearest = torch.cdist(probe_codes.double(), gallery_codes.double()).argmin(1)
     shown = (nearest == truth).nonzero().flatten()[:args.examples].tolist()  # probes named correctly when clean
     examples_path = out.with_name(out.stem + "_examples.pt")
     examples = torch.load(examples_path, weights_only=True) if examples_path.exists() else {}
@@ -88,18 +97,43 @@ def main() -> None:
             for kind, source in sources.items() if "/" in source or source in pretrained_names()}
 
     def save():
+        "Merge what this process measured into the JSON (and the faces into the examples), under a lock: two processes may share them (--only)."
+        with open(out.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            now = json.loads(out.read_text()) if out.exists() else {}
+            if now.get("people") == len(gallery):
+                for name, measured in now["results"].items():
+                    mine = results.setdefault(name, {})  # in place: the loop below holds these dicts
+                    for attack, scores in measured.items():
+                        mine.setdefault(attack, scores)
+                wild_seen.update(now.get("wild_models", {}))
+                attackers_seen.update(now.get("attackers", {}))
+                commands.extend(c for c in now.get("commands", []) if c not in commands)
+            wild_seen.update({k: {"source": sources[k], "history": history(sources[k])} for k in wild})
+            attackers_seen.update({k: {"source": v, "history": history(v)} for k, v in attackers.items()})
+            shown_now = torch.load(examples_path, weights_only=True) if examples_path.exists() else {}
+            if shown_now.get("probes") == examples["probes"]:
+                examples["images"] = {**shown_now["images"], **examples["images"]}
+            save_atomic(examples, examples_path)
+            write(now.get("seconds", 0) + time.perf_counter() - clock[0])
+            clock[0] = time.perf_counter()
+
+    def write(seconds: float):
         save_result(out.stem, {
             "what": "top-1 and top-5 identification of unseen people (dlib's ResNet, chapter 10a's protocol) with "
                     "their probes obfuscated by each setting, as they are and after each attack",
             "people": len(gallery), "probes": len(probes),
             "face_model": face_model_versions(), "seed": FRONTIER_SEED,
             "settings": [p.__dict__ for p in protections()],
-            "wild_models": {k: {"source": sources[k], "history": history(sources[k])} for k in wild},
-            "attackers": {k: {"source": v, "history": history(v)} for k, v in attackers.items()},
-            "seconds": round(time.perf_counter() - started, 1), "results": results,
+            "commands": commands, "wild_models": wild_seen, "attackers": attackers_seen,
+            "seconds": round(seconds, 1), "results": results,  # summed over every process that added to it
         }, out.parent, show=False)
 
+    wild_seen, attackers_seen, clock = {}, {}, [started]
+    commands = ["python " + " ".join(sys.argv)]  # every run that added to the JSON
     for protection in protections():
+        if args.only and protection.name not in args.only and protection.kind not in args.only:
+            continue
         done = results.setdefault(protection.name, {})
         x, told = protect(probe_images, protection)
         attacks = {"as it is": lambda: x}
@@ -124,7 +158,6 @@ def main() -> None:
                 restored = run()
                 done[attack] = identification(codes(restored), gallery_codes, truth)
                 examples["images"][f"{protection.name}/{attack}"] = as_uint8(restored)
-                save_atomic(examples, examples_path)
             print(f"{protection.name:>22} · {attack:<24} top-1 {done[attack]['top1']['rate']:.3f} "
                   f"top-5 {done[attack]['top5']['rate']:.3f}", flush=True)
             save()
