@@ -142,7 +142,8 @@ def frontier_figure(
     if "clean" in results:
         ax.axhline(100 * results["clean"]["as it is"][rank]["rate"], color="gray", lw=0.8, label="clean faces")
         ax.axhline(100 * results["clean"]["as it is"]["chance"][rank], color="black", ls=":", lw=0.8, label="chance")
-    ax.set(xlabel="blur σ (pixels)" if kind == "blur" else "block side n (pixels)", ylabel=f"{rank} identification (%)",
+    ax.set_xticks(sorted({p.strength for p in found}))
+    ax.set(xlabel="blur σ (pixels)" if kind == "blur" else "block side n (pixels)", ylabel=f"top-{rank[3:]} identification (%)",
            title={"blur": "Gaussian blur", "pixelate": "pixelation", "dp-pixelate": "DP-Pix (pixelation + Laplace noise)"}[kind],
            ylim=(-2, 100))
     ax.legend(fontsize=7)
