@@ -17,6 +17,7 @@ history shows whether it has levelled off. Runs live in ~/.cache/cae_course/fron
 skipped, a stopped one resumed.
 """
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -37,6 +38,15 @@ def attacker_config(protection, faces: int, valid: int, epochs: int, lr: float) 
                        epochs=epochs, n_train=faces, n_valid=valid, lr=lr, schedule="constant")
 
 
+def finished(
+    run: Path,  # an attacker's run folder
+    epochs: int,  # the epochs it is to train
+) -> bool:
+    "Whether the run has validated after its last epoch (its history.json, written after each epoch, has them all)."
+    history = run / "history.json"
+    return history.exists() and len(json.loads(history.read_text())) >= epochs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", nargs="+", default=None, help="settings (or kinds: blur, pixelate, dp-pixelate) to train")
@@ -50,7 +60,7 @@ def main() -> None:
               and (args.only is None or p.name in args.only or p.kind in args.only)]
     if args.list:
         print(" ".join(f"--attacker {p.name}=~/.cache/cae_course/frontier/{p.name}/checkpoint.pt" for p in chosen
-                       if (RUNS / p.name / "history.json").exists()))
+                       if finished(RUNS / p.name, args.epochs)))
         return
     from cae_course.checkpoint import load_checkpoint
     from cae_course.data import load_lfw
