@@ -22,7 +22,7 @@ __all__ = ['BLUR_SIGMAS', 'BLOCKS', 'DP_BLOCKS', 'DP_EPSILONS', 'DP_NEIGHBOURS',
 # %% ../nbs/10b_frontier.ipynb #f6345c62
 BLUR_SIGMAS = (2, 4, 6, 8, 12)  # blur σ of the frontier, in pixels of the 112-pixel face (OpenCV's kernel for each)
 BLOCKS = (4, 8, 12, 16, 24)  # mosaic block sides of the frontier (a random grid phase per face)
-DP_BLOCKS, DP_EPSILONS = (8, 16), (0.5, 1.0, 4.0)  # DP-Pix: block sides and privacy budgets ε
+DP_BLOCKS, DP_EPSILONS = (8, 16), (1.0, 4.0)  # DP-Pix: block sides and privacy budgets ε
 DP_NEIGHBOURS = 16  # m: pixels in which two images may differ and count as neighbours (Fan 2018's choice)
 FRONTIER_SEED = 2025  # grid phases and DP-Pix noise
 
