@@ -70,6 +70,8 @@ def face_arrays(
 
 class FaceEncoder:
     "dlib's face-recognition ResNet on face crops: 128 numbers per face; the same person lies within 0.6."
+    BATCH = 64  # faces per call of the network (441 at once held 10 GB)
+
     def __init__(
         self,
         chip_size: int = 150,  # side of the aligned chip (the ResNet's input: 150)
@@ -96,9 +98,9 @@ class FaceEncoder:
         self,
         images: Tensor,  # faces [B, 3, H, W], uint8 or floats in [0, 1]
     ) -> Tensor:
-        "The 128-number descriptor of every face: [B, 128] float32."
-        chips = self.chips(images)
-        return torch.tensor(np.array(self.net.compute_face_descriptor(list(chips))), dtype=torch.float32)
+        "The 128-number descriptor of every face: [B, 128] float32 (`BATCH` faces at a time: dlib runs a list as one batch, ~25 MB a face)."
+        return torch.cat([torch.tensor(np.array(self.net.compute_face_descriptor(list(self.chips(part)))), dtype=torch.float32)
+                          for part in images.split(self.BATCH)])
 
 # %% ../nbs/10a_privacy.ipynb #f2d5a578
 def gallery_and_probes(
