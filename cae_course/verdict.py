@@ -62,7 +62,6 @@ def told_control(
                        lambda x, truth, s: per_group(x, truth["phase"], lambda xs, p: lanczos(xs, s.block, tuple(p))))
 
 
-@torch.no_grad()
 def model_method(
     name: str,  # shown in tables and plots
     model: nn.Module,  # a trained model or a classical `Restorer`, in eval mode: [B, 3, H, W] in [-1, 1] in and out
@@ -71,7 +70,11 @@ def model_method(
 ) -> SuiteMethod:
     "A model (or a blind classical method) as a contender: it sees the pixels only."
     device = next(model.parameters()).device
-    run = lambda x: torch.cat([model(chunk.to(device)).float().clamp(-1, 1).cpu() for chunk in x.split(batch_size)])
+
+    @torch.no_grad()  # here, where the model runs (on the function above it would only cover building the method)
+    def run(x):
+        return torch.cat([model(chunk.to(device)).float().clamp(-1, 1).cpu() for chunk in x.split(batch_size)])
+
     return SuiteMethod(name, kind, lambda x, truth, setting: run(x))
 
 # %% ../nbs/11_verdict.ipynb #dd3e21fa

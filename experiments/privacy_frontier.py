@@ -42,7 +42,6 @@ from cae_course.train import load_model  # noqa: E402
 from cae_course.verdict import model_method, told_control  # noqa: E402
 
 WILD = {"blur": "wild-blur", "pixelate": "wild-pixelate", "dp-pixelate": "wild-pixelate"}
-BATCH = 8  # faces per forward pass of a model: the blind Wiener front's search over σ takes ~0.3 GB a face at σ 6
 GALLERY_AT = ("blur-s2", "blur-s4")  # settings given the obfuscated gallery (see --gallery-at; chapter 10b says why so few)
 
 
@@ -95,7 +94,7 @@ def main() -> None:
     sources["dp-pixelate"] = sources["pixelate"]
     history = lambda source: load_checkpoint(Path(source).expanduser())["history"] if "/" in source else "shipped"
     load = lambda source: load_model(Path(source).expanduser() if "/" in source else source)[0]
-    wild = {kind: model_method(source, load(source), "blur" if kind == "blur" else "pixelate", BATCH)
+    wild = {kind: model_method(source, load(source), "blur" if kind == "blur" else "pixelate")
             for kind, source in sources.items() if "/" in source or source in pretrained_names()}
 
     def save():
@@ -149,7 +148,7 @@ def main() -> None:
             if protection.name in attackers:
                 model = load_model(Path(attackers[protection.name]).expanduser() if "/" in attackers[protection.name]
                                    else attackers[protection.name])[0]
-                attacks["trained for this setting"] = lambda: model_method("attacker", model, kind, BATCH).restore(x, told, protection.setting())
+                attacks["trained for this setting"] = lambda: model_method("attacker", model, kind).restore(x, told, protection.setting())
         for attack, run in attacks.items():
             if attack in done:
                 continue
