@@ -46,7 +46,7 @@ def prepare_faces(
     cfg: TrainConfig,  # uses seed, split, n_train, n_valid and image_size
     device: torch.device | str,  # where training runs
 ) -> tuple[Tensor, Tensor]:
-    "The training and validation faces as uint8 tensors [N, 3, S, S] on `device`  (`cfg.split`: by image, or by identity)."
+    "The training and validation faces as uint8 tensors [N, 3, S, S] on `device` (`cfg.split`: by image, or by identity)."
     pick = lambda split, n: split_faces(faces, split, n, cfg.image_size, cfg.seed, cfg.split).to(device)
     return pick("train", cfg.n_train), pick("valid", cfg.n_valid)
 
