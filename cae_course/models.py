@@ -87,6 +87,7 @@ class CAE(nn.Module):
         self,
         image_size: int = 112,  # side of the square images it is built for (any side ≥ `min_image_size()`)
         channels: int = 3,  # image channels
+        in_channels: int | None = None,  # channels of its input, if not the image's (e.g. 6 for an image and a restoration of it, chapter 05a)
         widths: tuple[int, ...] = (64, 64, 128, 256),  # filters of the stem, then of each strided convolution
         decoder_widths: tuple[int, ...] = (256, 128, 64),  # filters of the transposed convolutions
     ):
@@ -96,7 +97,7 @@ class CAE(nn.Module):
                   f"{self.kernel} convolutions need; every side from {smallest} up works, e.g. 64 or the paper's 112)")
         if len(decoder_widths) != n_down:
             raise ValueError(f"decoder_widths needs one width per strided convolution ({n_down}), got {decoder_widths}")
-        self.image_size, self.channels = image_size, channels
+        self.image_size, self.channels, self.in_channels = image_size, channels, in_channels or channels
         self.sizes = encoder_sizes(image_size, n_down, self.kernel, self.stride)
         self.latent_shape = (widths[-1], self.sizes[-1], self.sizes[-1])
         self.encoder = self.build_encoder(widths)
@@ -104,7 +105,7 @@ class CAE(nn.Module):
 
     def build_encoder(self, widths) -> nn.Sequential:
         "The stem, then one strided convolution per remaining width."
-        stem = conv_bn_relu(self.channels, widths[0], self.stem_kernel, padding=self.stem_kernel // 2)
+        stem = conv_bn_relu(self.in_channels, widths[0], self.stem_kernel, padding=self.stem_kernel // 2)
         downs = [conv_bn_relu(a, b, self.kernel, self.stride) for a, b in zip(widths, widths[1:])]
         return nn.Sequential(stem, *downs)
 
@@ -125,7 +126,7 @@ class CAE(nn.Module):
 
     def check_images(self, x: Tensor):
         "Raise a `ValueError` unless `x` is a batch of images of the size the model was built for."
-        want = (self.channels, self.image_size, self.image_size)
+        want = (self.in_channels, self.image_size, self.image_size)
         if x.dim() != 4 or tuple(x.shape[1:]) != want:
             raise ValueError(
                 f"{type(self).__name__} was built for images [N, {', '.join(map(str, want))}], got {list(x.shape)}; "
@@ -199,7 +200,7 @@ def layer_table(
     x: Tensor | None = None,  # input batch; default: one zero image of the model's size
 ) -> Table:
     "Output shape, parameters and forward FLOPs of each layer of `model`, in order, on input `x`."
-    x = torch.zeros(1, model.channels, model.image_size, model.image_size) if x is None else x
+    x = torch.zeros(1, model.in_channels, model.image_size, model.image_size) if x is None else x
     model.check_images(x)
     rows = []
     for part in ("encoder", "decoder"):
@@ -241,7 +242,7 @@ def input_footprint(
     was_training = model.training
     model.eval()
     g = torch.Generator().manual_seed(seed)
-    x = (torch.rand(n_images, model.channels, model.image_size, model.image_size, generator=g) * 2 - 1).requires_grad_()
+    x = (torch.rand(n_images, model.in_channels, model.image_size, model.image_size, generator=g) * 2 - 1).requires_grad_()
     model.encode(x)[:, :, row, col].sum().backward()
     model.train(was_training)
     hit = x.grad.abs().sum((0, 1)) > 0
@@ -356,15 +357,19 @@ REFINE_WIDTHS = (32, 32, 64, 128), (128, 64, 32)  # a refiner's SkipCAE at half 
 
 def refiner(
     front: str,  # a name of `CLASSICAL`: "wiener", "lanczos", ...
+    sees_input: bool = False,  # the body also sees the input (its stem takes 6 channels)
 ):
-    "A registry entry: builds `Refiner(front, SkipCAE at REFINE_WIDTHS)` for images of `image_size` (chapter 05a)."
+    "A registry entry: builds `Refiner(front, SkipCAE at REFINE_WIDTHS, sees_input)` for images of `image_size` (chapter 05a)."
     widths, decoder_widths = REFINE_WIDTHS
-    return lambda image_size=112: Refiner(front, SkipCAE(image_size=image_size, widths=widths, decoder_widths=decoder_widths))
+    return lambda image_size=112: Refiner(front, SkipCAE(image_size=image_size, widths=widths, decoder_widths=decoder_widths,
+                                                         in_channels=6 if sees_input else None), sees_input)
 
 
 MODELS = {"cae": CAE, "vcae": VCAE, "rescae": ResCAE, "skipcae": SkipCAE,
           "wiener-skipcae": refiner("wiener"), "lanczos-skipcae": refiner("lanczos"),
-          "wiener-blind-skipcae": refiner("wiener-blind"), "lanczos-blind-skipcae": refiner("lanczos-blind")}
+          "wiener-blind-skipcae": refiner("wiener-blind"), "lanczos-blind-skipcae": refiner("lanczos-blind"),
+          # the body sees f(x) and x (chapter 11's wild models, second version)
+          "wiener-blind-skipcae-both": refiner("wiener-blind", True), "lanczos-blind-skipcae-both": refiner("lanczos-blind", True)}
 
 
 def make_model(

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from .classical import check_classical
 
 # %% auto #0
-__all__ = ['Refiner']
+__all__ = ['Refiner', 'grown_state']
 
 # %% ../nbs/05a_refine.ipynb #0a99a597
 class Refiner(nn.Module):
@@ -19,6 +19,8 @@ class Refiner(nn.Module):
 
     $f$ is the method `front` of `CLASSICAL` with its registered parameters (run without gradient and without
     autocast), $g$ is `body`; `body`'s last convolution starts at zero, so a fresh `Refiner` returns exactly $f(x)$.
+    With `sees_input`, the body also sees the input, $\hat x = f(x) + g(f(x), x)$: it can tell what the front
+    amplified (JPEG's blocks, a blur it misjudged) from what was in the picture.
     Reference: J. Dong, S. Roth, B. Schiele, "Deep Wiener deconvolution: Wiener meets deep learning for image
     deblurring", NeurIPS 2020."""
 
@@ -26,10 +28,11 @@ class Refiner(nn.Module):
         self,
         front: str,  # a name of `CLASSICAL`, e.g. "wiener" (the paper's blur) or "lanczos" (its mosaic)
         body: nn.Module,  # a network images → images of the same shape, e.g. `SkipCAE(image_size=112)`
+        sees_input: bool = False,  # the body gets $f(x)$ and $x$ side by side (twice the channels: `SkipCAE(in_channels=6)`)
     ):
         super().__init__()
         _, self.method, self.params = check_classical(front)
-        self.front, self.body = front, body
+        self.front, self.body, self.sees_input = front, body, sees_input
         self.image_size = getattr(body, "image_size", None)
         head = [m for m in body.modules() if isinstance(m, nn.Conv2d)][-1]
         nn.init.zeros_(head.weight)
@@ -44,11 +47,31 @@ class Refiner(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         "The restoration of images `x` [B, C, H, W] in [-1, 1], clipped to that range like every model's output."
         base = self.classical(x)
-        return (base + self.body(base)).clamp(-1, 1)
+        return (base + self.body(torch.cat([base, x], 1) if self.sees_input else base)).clamp(-1, 1)
 
     def extra_loss(self) -> Tensor:
         "The body's regularisation term (zero for a `SkipCAE`)."
         return self.body.extra_loss()
 
     def extra_repr(self) -> str:
-        return f"front={self.front}, " + ", ".join(f"{k}={v}" for k, v in self.params.items())
+        return f"front={self.front}, " + ", ".join(f"{k}={v}" for k, v in [*self.params.items(), ("sees_input", self.sees_input)])
+
+
+def grown_state(
+    state: dict[str, Tensor],  # a refiner's weights whose body sees $f(x)$ only
+    model: Refiner,  # a refiner of the same front and body whose body also sees $x$ (`sees_input`)
+) -> dict[str, Tensor]:
+    "`state` made into weights for `model`: the body's new input channels start at zero, so `model` begins as the refiner `state` came from."
+    target = model.state_dict()
+    if state.keys() != target.keys():
+        raise ValueError(f"cannot grow these weights into {type(model).__name__}: their layers differ")
+    grown = {}
+    for key, value in state.items():
+        want = target[key].shape
+        if value.shape == want:
+            grown[key] = value
+        elif value.dim() == 4 and value.shape[0] == want[0] and value.shape[2:] == want[2:] and value.shape[1] < want[1]:
+            grown[key] = torch.cat([value, value.new_zeros(want[0], want[1] - value.shape[1], *want[2:])], 1)
+        else:
+            raise ValueError(f"cannot grow {key} of shape {tuple(value.shape)} into {tuple(want)}")
+    return grown

@@ -221,11 +221,11 @@ class RuntimeModel:
         n_up = count_children(state, "decoder.") - 1
         self.ups = [conv_bn(state, f"decoder.{i}", transposed=True) for i in range(n_up)]
         self.head = Conv(state[f"decoder.{n_up}.0.weight"], state[f"decoder.{n_up}.0.bias"], act=tanh)
-        self.channels = self.encoder[0].c_in
+        self.channels, self.in_channels = self.head.c_out, self.encoder[0].c_in  # the image's, and the input's
 
-    def check_images(self, x: np.ndarray):
-        "Raise a `ValueError` unless `x` is a float32 array [B, C, S, S] of the model's channels and size."
-        want = (self.channels, self.image_size, self.image_size)
+    def check_images(self, x: np.ndarray, channels: int | None = None):
+        "Raise a `ValueError` unless `x` is a float32 array [B, C, S, S] of the model's size and `channels` (None: its input's)."
+        want = (channels or self.in_channels, self.image_size, self.image_size)
         if not isinstance(x, np.ndarray) or x.ndim != 4 or x.shape[1:] != want:
             got = list(x.shape) if isinstance(x, np.ndarray) else type(x).__name__
             raise ValueError(f"the {self.arch} model takes a numpy array [B, {', '.join(map(str, want))}], got {got}")
@@ -257,9 +257,10 @@ class RuntimeModel:
 
 
 # %% ../nbs/09g_runtime.ipynb #19554869
-REFINERS = {  # arch → (front, body): the fronts of chapter 09i
+REFINERS = {  # arch → (front, body): the fronts of chapter 09i; an arch ending "-both" gives its body f(x) and x (05a)
     "wiener-skipcae": (wiener, "skipcae"), "lanczos-skipcae": (lanczos, "skipcae"),
     "wiener-blind-skipcae": (wiener_blind, "skipcae"), "lanczos-blind-skipcae": (lanczos_blind, "skipcae"),
+    "wiener-blind-skipcae-both": (wiener_blind, "skipcae"), "lanczos-blind-skipcae-both": (lanczos_blind, "skipcae"),
 }
 
 
@@ -273,7 +274,7 @@ class RuntimeRefiner:
         image_size: int,  # the side S of the images it was built for
     ):
         self.front, body = REFINERS[arch]
-        self.arch, self.image_size = arch, image_size
+        self.arch, self.image_size, self.sees_input = arch, image_size, arch.endswith("-both")
         self.body = RuntimeModel({k.removeprefix("body."): v for k, v in state.items() if k.startswith("body.")},
                                  body, image_size)
 
@@ -282,9 +283,9 @@ class RuntimeRefiner:
         x: np.ndarray,  # float32 images [B, C, S, S] in [−1, 1]
     ) -> np.ndarray:
         "The restored images, float32 [B, C, S, S], as the PyTorch refiner in eval mode gives them."
-        self.body.check_images(x)
+        self.body.check_images(x, self.body.channels)
         base = self.front(x)
-        return np.clip(base + self.body(base), -1, 1)
+        return np.clip(base + self.body(np.concatenate([base, x], 1) if self.sees_input else base), -1, 1)
 
 
 def load_runtime_model(

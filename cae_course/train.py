@@ -31,6 +31,7 @@ from .losses import make_loss
 from .metrics import psnr, ssim
 from .models import make_model, trained_model
 from .obfuscate import obfuscate
+from .refine import grown_state
 from .shipped import model_config, model_names, named_model
 from .storage import save_atomic, write_json
 from .wild import quantize8, wild_pair
@@ -335,9 +336,10 @@ def fit(
     model = build_model(cfg, device)
     if start_from is not None and not ckpt:
         start, start_cfg = load_model(start_from, device)
-        if start_cfg.arch != cfg.arch:
+        grow = getattr(model, "sees_input", False) and start_cfg.arch == cfg.arch.removesuffix("-both")  # 05a
+        if start_cfg.arch != cfg.arch and not grow:
             raise ValueError(f"cannot start a {cfg.arch!r} run from {start_from}, a {start_cfg.arch!r} model")
-        model.load_state_dict(start.state_dict())
+        model.load_state_dict(grown_state(start.state_dict(), model) if grow else start.state_dict())
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     loss_fn = build_loss(cfg, device)
     run, mode = Run(model, cfg, out_dir=out_dir), engine_mode(device, cfg)
