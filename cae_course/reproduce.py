@@ -200,14 +200,15 @@ def write_packed(
     float_scores: dict,  # the float model's scores on `test`
     device: torch.device | str = "cpu",  # where to measure the 8-bit model
 ) -> dict:
-    "Write `<name>.safetensors` (8-bit) and `<name>.json` (the facts, the 8-bit model's test and gate scores); returns the metadata."
+    "Write `<name>.safetensors` (8-bit) and `<name>.json` (the facts, the 8-bit model's test and gate scores, in float32 as it runs); returns the metadata."
     dest.mkdir(parents=True, exist_ok=True)
+    measured = dataclasses.replace(cfg, bf16=False)  # the shipped model runs in float32 (NumPy, chapter 09g): measure it so
     save_packed(model, dest / f"{name}.safetensors", name)
     packed = trained_model(dataclasses.asdict(cfg), read_packed(dest / f"{name}.safetensors"), device)
     gate = test[:GATE_FACES]  # the first faces of the test split, as `quality_gate` takes them
     meta = {"name": name, **facts, "config": dataclasses.asdict(cfg), "parameters": count_parameters(packed),
-            "test": {"faces": len(test), "float": float_scores, "int8": evaluate(packed, test.to(device), cfg)},
-            "gate": {"faces": len(gate), **evaluate(packed, gate.to(device), cfg)},  # see `quality_gate`
+            "test": {"faces": len(test), "float": float_scores, "int8": evaluate(packed, test.to(device), measured)},
+            "gate": {"faces": len(gate), **evaluate(packed, gate.to(device), measured)},  # see `quality_gate`
             "quantization": {"format": QUANT_FORMAT, "weights": "convolutions: int8, symmetric, per output channel, "
                              "float16 scales; everything else float32"}}
     write_json(meta, dest / f"{name}.json")
@@ -261,7 +262,7 @@ def pack_run(
              "precision": run_precision(history, cfg.epochs), "date": now(), "data": Path(faces.source).name,
              "command": command}
     return write_packed(model, cfg, name, Path(dest) if dest is not None else weights_dir(), test, facts,
-                        evaluate(model, test.to(device), cfg), device)
+                        evaluate(model, test.to(device), dataclasses.replace(cfg, bf16=False)), device)
 
 
 def pack_models(

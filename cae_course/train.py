@@ -337,8 +337,9 @@ def fit(
     if start_from is not None and not ckpt:
         start, start_cfg = load_model(start_from, device)
         grow = getattr(model, "sees_input", False) and start_cfg.arch == cfg.arch.removesuffix("-both")  # 05a
-        if start_cfg.arch != cfg.arch and not grow:
-            raise ValueError(f"cannot start a {cfg.arch!r} run from {start_from}, a {start_cfg.arch!r} model")
+        if (start_cfg.arch != cfg.arch and not grow) or start_cfg.obfuscation != cfg.obfuscation:
+            raise ValueError(f"cannot start a {cfg.arch!r} run on {cfg.obfuscation} from {start_from}, "
+                             f"a {start_cfg.arch!r} model of {start_cfg.obfuscation}")
         model.load_state_dict(grown_state(start.state_dict(), model) if grow else start.state_dict())
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     loss_fn = build_loss(cfg, device)

@@ -9,7 +9,8 @@ Contenders: the obfuscated input; Wiener and Lanczos + back-projection told the 
 grid phase), blind (estimating them, chapter 02b) and fixed at the paper's setting; the shipped CAEs named below;
 and any `--model NAME=SOURCE` (a checkpoint or a shipped name). Every method sees the 8-bit (PNG or JPEG q75)
 obfuscated faces and is scored only on its own obfuscation. Writes results/wild_suite.json after every
-(setting, method), with the command, the machine and the date; run it again to add contenders or finish.
+(setting, method), with the command, the machine, the date and the earlier commands; run it again to add
+contenders or finish.
 """
 import argparse
 import json
@@ -64,8 +65,10 @@ def main() -> None:
     lpips_faces = args.lpips_faces or earlier.get("lpips_faces")
     merged = lambda results: {k: {**earlier["results"].get(k, {}), **results.get(k, {})}  # nothing scored before is lost
                               for k in {**earlier["results"], **results}}
+    before = earlier.get("earlier_commands", []) + ([{"command": earlier["command"], "date": earlier["machine"]["date"]}]
+                                                    if "command" in earlier else [])  # what scored the rest
     save = lambda results: save_result("wild_suite", {"what": what, "faces": args.faces, "lpips_faces": lpips_faces,
-                                                     "results": merged(results)},
+                                                     "earlier_commands": before, "results": merged(results)},
                                        ROOT / "results", show=False)
     log = lambda results: (save(results), print(f"{sum(map(len, results.values()))} scores", flush=True))
     if args.only is not None:

@@ -123,3 +123,21 @@ def test_wild_models_beat_their_blind_front_away_from_the_paper(lfw, name, setti
         learned, front = model(x), classical_model(model.front)(x)
     score = lambda y: psnr(denormalize(y).clamp(0, 1), faces.float() / 255).mean().item()
     assert score(learned) > score(front) + 0.5 and score(learned) > score(x) + 0.5, (score(learned), score(front), score(x))
+
+
+def test_a_run_grows_a_shipped_refiner_into_one_whose_body_sees_the_input(lfw):
+    "`fit(start_from=…)` of a `-both` refiner from the refiner it grows from begins exactly as that model; any other start is refused."
+    cfg = TrainConfig.for_scale(SCALES["quick"], arch="wiener-blind-skipcae-both", wild=True, eight_bit=True,
+                                image_size=112, epochs=1, n_train=8, n_valid=8)
+    run = fit(cfg, lfw, device="cpu", progress=False, start_from="wild-blur", should_stop=lambda: True)
+    x = make_batch(split_faces(lfw, "test", 8), dataclasses.replace(cfg, wild=False, sigma=2.0))[0]
+    with torch.no_grad():
+        grown, start = run.model.eval()(x), pretrained("wild-blur").eval()(x)
+    torch.testing.assert_close(grown, start, rtol=0, atol=1e-5)
+    assert (grown - wiener(x, 2.0, 13)).abs().mean() > 0.005  # not a fresh refiner: the shipped correction came along
+    for wrong in ("wild-pixelate", "cae-pixel-blur"):  # another front and obfuscation; another architecture
+        with pytest.raises(ValueError, match="cannot start"):
+            fit(cfg, lfw, device="cpu", progress=False, start_from=wrong, should_stop=lambda: True)
+    with pytest.raises(ValueError, match="of pixelate"):  # the right architecture, but a blur run
+        fit(dataclasses.replace(cfg, arch="lanczos-blind-skipcae-both"), lfw, device="cpu", progress=False,
+            start_from="wild-pixelate", should_stop=lambda: True)
