@@ -19,7 +19,7 @@ __all__ = ['TrainConfig']
 class TrainConfig:
     "Everything that defines a training run; the defaults are the paper's."
     arch: str = "cae"  # model name, see `cae_course.models.make_model`
-    loss: str = "pixel"  # "pixel", "perceptual" or "mixed"
+    loss: str = "pixel"  # "pixel", "perceptual", "mixed" or "log-pixel" (chapter 06)
     rho: float = 1.0  # weight of the pixel term in the mixed loss
     beta: float = 0.01  # weight of the model's extra loss (the VCAE's KL term); why 0.01: chapter 05
     obfuscation: str = "blur"  # "blur" or "pixelate"

@@ -17,9 +17,10 @@ import torch.nn.functional as F
 from .data import MEAN, STD, DownloadError
 
 # %% auto #0
-__all__ = ['VGG16_ENV', 'IMAGENET_MEAN', 'IMAGENET_STD', 'LOSSES', 'check_same_shape', 'pixel_loss', 'PixelLoss', 'vgg16_relu2_2',
-           'read_state_dict', 'vgg16_state_dict', 'read_vgg16_weights', 'download_vgg16_weights', 'vgg16_weights',
-           'FrozenVGG', 'PerceptualLoss', 'MixedLoss', 'make_loss']
+__all__ = ['VGG16_ENV', 'IMAGENET_MEAN', 'IMAGENET_STD', 'LOSSES', 'check_same_shape', 'pixel_loss', 'PixelLoss',
+           'log_pixel_loss', 'LogPixelLoss', 'vgg16_relu2_2', 'read_state_dict', 'vgg16_state_dict',
+           'read_vgg16_weights', 'download_vgg16_weights', 'vgg16_weights', 'FrozenVGG', 'PerceptualLoss', 'MixedLoss',
+           'make_loss']
 
 # %% ../nbs/06_losses.ipynb #76c0ca74
 def check_same_shape(
@@ -43,6 +44,21 @@ def pixel_loss(
 class PixelLoss(nn.Module):
     "`pixel_loss` as a module, so that every criterion `make_loss` returns is an `nn.Module`."
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor: return pixel_loss(pred, target)
+
+# %% ../nbs/06_losses.ipynb #ac2873f8
+def log_pixel_loss(
+    pred: torch.Tensor,  # reconstructed images [B, 3, H, W] in [-1, 1]
+    target: torch.Tensor,  # clean images, same shape
+    eps: float = 1e-8,  # keeps the log finite for a perfect image (an MSE of 1e-8 is about 86 dB)
+) -> torch.Tensor:
+    "The mean over images of ln(their MSE + `eps`): minus the batch's mean PSNR, scaled, plus a constant (in float32)."
+    check_same_shape(pred, target)
+    return torch.log((pred.float() - target.float()).square().flatten(1).mean(1) + eps).mean()
+
+
+class LogPixelLoss(nn.Module):
+    "`log_pixel_loss` as a module, for `make_loss`."
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor: return log_pixel_loss(pred, target)
 
 # %% ../nbs/06_losses.ipynb #91fa9643
 def vgg16_relu2_2() -> nn.Sequential:
@@ -209,11 +225,11 @@ class MixedLoss(nn.Module):
         return self.rho * pixel_loss(pred, target) + self.perceptual(pred, target)
 
 # %% ../nbs/06_losses.ipynb #ad40999d
-LOSSES = ("pixel", "perceptual", "mixed")
+LOSSES = ("pixel", "perceptual", "mixed", "log-pixel")
 
 
 def make_loss(
-    name: str,  # one of `LOSSES`: "pixel", "perceptual", "mixed"
+    name: str,  # one of `LOSSES`: "pixel", "perceptual", "mixed", "log-pixel" (every face the same weight in decibels)
     rho: float | None = None,  # the mixed loss's pixel weight (default 1, the paper's best); only for "mixed"
     weights: str | os.PathLike | None = None,  # VGG16 weights for the perceptual and mixed losses (see `vgg16_weights`)
 ) -> nn.Module:
@@ -224,6 +240,8 @@ def make_loss(
         raise ValueError(f"rho only applies to the mixed loss, not to {name!r}")
     if name == "pixel":
         return PixelLoss()
+    if name == "log-pixel":
+        return LogPixelLoss()
     if name == "perceptual":
         return PerceptualLoss(weights)
     return MixedLoss(1.0 if rho is None else rho, weights)
