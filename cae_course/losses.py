@@ -45,7 +45,7 @@ class PixelLoss(nn.Module):
     "`pixel_loss` as a module, so that every criterion `make_loss` returns is an `nn.Module`."
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor: return pixel_loss(pred, target)
 
-# %% ../nbs/06_losses.ipynb #ac2873f8
+# %% ../nbs/06_losses.ipynb #8e1d1442
 def log_pixel_loss(
     pred: torch.Tensor,  # reconstructed images [B, 3, H, W] in [-1, 1]
     target: torch.Tensor,  # clean images, same shape
