@@ -60,7 +60,8 @@ def main() -> None:
     clean = clean_t.numpy()
     out_json = ROOT / "results" / "deobfuscate_check.json"
     earlier = json.loads(out_json.read_text()) if out_json.exists() else {}
-    results = earlier.get("results", {}) if earlier.get("faces") == args.faces else {}  # --models: the others are kept
+    results_kept = "command" in earlier and earlier.get("faces") == args.faces
+    results = earlier["results"] if results_kept else {}  # --models: the others are kept
     with tempfile.TemporaryDirectory() as tmp:
         for task, params in TASKS.items():
             obfuscated = to_uint8(obfuscate(normalize(clean_t), task, **params)).numpy()
@@ -78,7 +79,10 @@ def main() -> None:
     save_result("deobfuscate_check", {
         "what": "mean PSNR / SSIM (scikit-image, data_range 255) of `cae-course deobfuscate NAME FILES --no-detect` "
                 f"on {args.faces} 8-bit PNGs of obfuscated test faces (torch.randperm seed 7), per task and model",
-        "faces": args.faces, "tasks": {k: str(v) for k, v in TASKS.items()}, "results": results}, ROOT / "results")
+        "faces": args.faces, "tasks": {k: str(v) for k, v in TASKS.items()}, "results": results,
+        "earlier_commands": earlier.get("earlier_commands", []) + ([{"command": earlier["command"],
+                                                                     "date": earlier["machine"]["date"]}] if results_kept else [])},
+        ROOT / "results")
 
 
 if __name__ == "__main__":
