@@ -116,7 +116,7 @@ def image_restorer(
     apply_obfuscation: bool = False,  # obfuscate each face first, as the model was trained
     device: str | None = None,  # where PyTorch computes (None: `default_device()`); the NumPy runtime uses the CPU
 ):
-    "`(restore, side)`: `restore` maps a uint8 face [3, side, side] to its reconstruction (uint8, same shape)."
+    "`(restore, side)`: `restore` maps uint8 faces [N, 3, side, side] to their reconstructions (uint8, same shape), all in one pass."
     import numpy as np
 
     from cae_course.runtime import load_runtime_model
@@ -124,7 +124,7 @@ def image_restorer(
     if not apply_obfuscation and runs_in_numpy(str(model_source)):  # a shipped network: no PyTorch needed
         model = load_runtime_model(str(model_source))
         to_uint8 = lambda y: np.round((np.clip(y, -1, 1) + 1) * 127.5).astype(np.uint8)
-        return (lambda face: to_uint8(model(face[None].astype(np.float32) / 127.5 - 1)[0])), model.image_size
+        return (lambda faces: to_uint8(model(faces.astype(np.float32) / 127.5 - 1))), model.image_size
     import torch
 
     from cae_course.cores import use_free_cores
@@ -136,12 +136,12 @@ def image_restorer(
     model, cfg = load_model(model_source, device or default_device())
     dev = next(model.parameters()).device
 
-    def restore(face):
-        x = torch.from_numpy(face)[None].to(dev).float() / 255
+    def restore(faces):
+        x = torch.from_numpy(faces).to(dev).float() / 255
         if apply_obfuscation:
             x = obfuscate(x, cfg.obfuscation, **cfg.obfuscation_params())
         with torch.no_grad():
-            y = denormalize(model(normalize(x))).clamp(0, 1)[0]
+            y = denormalize(model(normalize(x))).clamp(0, 1)
         return (y * 255).round().byte().cpu().numpy()
 
     return restore, cfg.image_size

@@ -346,7 +346,7 @@ def restore_face(
     picture: Picture,  # the photo; its pixels are changed in place
     rgb: np.ndarray,  # `picture.rgb()`
     face: Face,  # an obfuscated face of it
-    restore,  # a model: uint8 [3, side, side] → uint8 [3, side, side] (`cli.image_restorer`)
+    restore,  # a model: uint8 faces [N, 3, side, side] → uint8, same shape (`cli.image_restorer`)
     side: int,  # the model's input side
 ) -> tuple[np.ndarray, np.ndarray]:
     "Restore `face` in place: the model runs on its frame (and on `tile_frames` where a blur reaches past it); only the change it made, upsampled, is blended in (`feathered_mask`). Returns the frame's (model input, model output), uint8 [side, side, 3]."
@@ -360,9 +360,9 @@ def restore_face(
     own = np.minimum(edge * 8, 1)  # the face's own frame is trusted wholly but for an eighth of a side at its edges...
     rest = 0.02 * edge  # ...the other squares (faces off centre: a worse guess) fill in past it
     change, weights = np.zeros((y1 - y0, x1 - x0, 3), np.float32), np.zeros((y1 - y0, x1 - x0, 1), np.float32)
-    for left, top, _ in tiles:
-        x = resize(rgb[top:top + s, left:left + s], side, resample)
-        y = restore(np.ascontiguousarray(x.transpose(2, 0, 1))).transpose(1, 2, 0)
+    xs = np.stack([resize(rgb[top:top + s, left:left + s], side, resample) for left, top, _ in tiles])
+    ys = restore(np.ascontiguousarray(xs.transpose(0, 3, 1, 2))).transpose(0, 2, 3, 1)  # every frame in one pass
+    for (left, top, _), x, y in zip(tiles, xs, ys):
         if (left, top) == frame[:2]:
             shown = x, y
         at = slice(top - y0, top - y0 + s), slice(left - x0, left - x0 + s)

@@ -144,7 +144,8 @@ def test_mid_epoch_checkpoints_need_no_existing_folder(lfw, tmp_path):
     assert stopped.stopped and load_checkpoint(out / "checkpoint.pt")["partial"]["step"] == 2
 
 
-def test_cpu_bf16_path_learns_and_repeats_bit_for_bit(lfw):
+def test_cpu_bf16_path_learns_and_repeats_bit_for_bit(lfw, monkeypatch):
+    monkeypatch.setenv("CAE_COURSE_THREADS", "fixed")  # the same threads in both runs: the engine would follow the load
     cfg = dataclasses.replace(TINY, n_train=64, epochs=3)
     with patch.object(engine, "cpu_bf16_is_fast", lambda: True):  # the path an AMX or Zen 4 CPU takes, wherever this runs
         a, b = (fit(cfg, lfw, device="cpu", progress=False) for _ in range(2))
