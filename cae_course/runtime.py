@@ -257,7 +257,7 @@ class RuntimeModel:
 
 
 # %% ../nbs/09g_runtime.ipynb #19554869
-REFINERS = {  # arch → (front, body): the fronts of chapter 09i; an arch ending "-both" gives its body f(x) and x (05a)
+REFINERS = {  # arch → (front, body): the fronts of chapter 09i; a "-both" body also sees the input (05a)
     "wiener-skipcae": (wiener, "skipcae"), "lanczos-skipcae": (lanczos, "skipcae"),
     "wiener-blind-skipcae": (wiener_blind, "skipcae"), "lanczos-blind-skipcae": (lanczos_blind, "skipcae"),
     "wiener-blind-skipcae-both": (wiener_blind, "skipcae"), "lanczos-blind-skipcae-both": (lanczos_blind, "skipcae"),
@@ -274,9 +274,10 @@ class RuntimeRefiner:
         image_size: int,  # the side S of the images it was built for
     ):
         self.front, body = REFINERS[arch]
-        self.arch, self.image_size, self.sees_input = arch, image_size, arch.endswith("-both")
+        self.arch, self.image_size = arch, image_size
         self.body = RuntimeModel({k.removeprefix("body."): v for k, v in state.items() if k.startswith("body.")},
                                  body, image_size)
+        self.sees_input = self.body.in_channels == 2 * self.body.channels  # read off the weights: f(x) and x side by side
 
     def __call__(
         self,
